@@ -708,7 +708,8 @@ export class RaftNode {
     const progress = this.progress.get(response.from);
     if (progress === undefined) return;
     progress.heardFrom();
-    if (progress.match < this.log.lastIndex()) this.sendAppend(response.from, false);
+    // An empty append probes past anything lost in flight: the follower rejects it if it has a gap.
+    if (progress.match < this.log.lastIndex()) this.sendAppend(response.from, true);
     if (this.quorumMembers().includes(response.from)) {
       const released = this.reads.acknowledge(response.from, response.context, this.quorumMembers(), this.config.id);
       for (const read of released) this.releaseRead(read.from, read.context, read.index);

@@ -118,5 +118,7 @@ export class Progress {
   heardFrom(): void {
     this.recentActive = true;
     if (this.state === 'probe') this.probeSent = false;
+    // A full window whose messages were lost would stall the follower forever: free one slot.
+    if (this.state === 'replicate' && this.inflight.length >= this.maxInflight) this.inflight.shift();
   }
 }

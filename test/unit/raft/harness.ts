@@ -5,7 +5,7 @@
 import { RaftNode } from '../../../src/raft/node.js';
 import {
   defaultRaftConfig, type Entry, type Member, type Membership, type Message, type NodeId, type RaftConfig,
-  type RandomSource, type Ready, type ReadState, type SnapshotMeta,
+  type RaftInitialState, type RandomSource, type Ready, type ReadState, type SnapshotMeta,
 } from '../../../src/raft/types.js';
 
 /** A deterministic RandomSource: always the lowest value, unless a test scripts a sequence. */
@@ -41,7 +41,17 @@ export function describe(message: Message): string {
 export interface HarnessOptions {
   readonly learners?: readonly NodeId[];
   readonly configure?: (config: RaftConfig) => RaftConfig;
-  readonly nodeFactory?: (config: RaftConfig, membership: Membership) => RaftNode;
+  readonly nodeFactory?: (config: RaftConfig, initial: RaftInitialState) => RaftNode;
+  /** Start a node from a given log and term instead of empty (for scripted histories). */
+  readonly logs?: Readonly<Record<number, { readonly term: number; readonly votedFor?: number; readonly entries: readonly string[]; readonly commit?: number }>>;
+}
+
+/** Log entries from "index/term" strings; the commands carry their own "index/term" as data. */
+export function entriesOf(specs: readonly string[]): Entry[] {
+  return specs.map((spec) => {
+    const [index, term] = spec.split('/').map(Number);
+    return { kind: 'command', index, term, data: new TextEncoder().encode(spec) };
+  });
 }
 
 export class TestCluster {
@@ -63,14 +73,14 @@ export class TestCluster {
     for (const member of membership.members) {
       let config = defaultRaftConfig(member.id, new ScriptedRandom());
       if (options.configure) config = options.configure(config);
-      const node = options.nodeFactory
-        ? options.nodeFactory(config, membership)
-        : new RaftNode(config, {
-          hardState: { term: 0, votedFor: 0, commitIndex: 0 },
-          snapshot: { index: 0, term: 0, membership },
-          entries: [],
-          appliedIndex: 0,
-        });
+      const log = options.logs?.[member.id];
+      const initial: RaftInitialState = {
+        hardState: { term: log?.term ?? 0, votedFor: log?.votedFor ?? 0, commitIndex: log?.commit ?? 0 },
+        snapshot: { index: 0, term: 0, membership },
+        entries: entriesOf(log?.entries ?? []),
+        appliedIndex: 0,
+      };
+      const node = options.nodeFactory ? options.nodeFactory(config, initial) : new RaftNode(config, initial);
       this.nodes.set(member.id, node);
       this.applied.set(member.id, []);
       this.readStates.set(member.id, []);
