@@ -152,6 +152,15 @@ export class TestCluster {
     this.flush();
   }
 
+  /** Let time pass for everyone: each round ticks every node (not isolated ones' peers' messages)
+   * once and delivers all messages. */
+  run(ticks: number): void {
+    for (let i = 0; i < ticks; i++) {
+      for (const node of this.nodes.values()) node.tick();
+      this.deliverAll();
+    }
+  }
+
   /** Tick `id` until its election timeout fires, then let the election run to the end. */
   elect(id: NodeId): void {
     const node = this.node(id);
