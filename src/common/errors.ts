@@ -1,0 +1,52 @@
+// The one catalogue of errors clients see, shared by node, gateway and client. Each code has a
+// fixed HTTP status, and the status tells a client what a retry may do (ARCHITECTURE.md):
+//   503: definitely not proposed, safe to retry anywhere;
+//   504: proposed, outcome unknown: retry only with the same client id and sequence number.
+
+export const ERROR_CATALOGUE = {
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  INVALID_KEY: { status: 400, message: 'The key is invalid.' },
+  INVALID_JSON: { status: 400, message: 'The body is not valid JSON.' },
+  INVALID_REVISION: { status: 400, message: 'The revision is not a positive integer.' },
+  KEY_NOT_FOUND: { status: 404, message: 'The key does not exist.' },
+  NOT_FOUND: { status: 404, message: 'No such route.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route.' },
+  CONFLICT: { status: 409, message: 'The request conflicts with one in progress.' },
+  COMPACTED: { status: 410, message: 'The requested revision has been compacted.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The body must be JSON.' },
+  TOO_LARGE: { status: 413, message: 'The request is too large.' },
+  FUTURE_REVISION: { status: 400, message: 'The requested revision is newer than the store.' },
+  OVERLOADED: { status: 429, message: 'The node is overloaded; retry later.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
+  INTERNAL: { status: 500, message: 'An internal error occurred.' },
+  NO_LEADER: { status: 503, message: 'No leader is known; the request was not proposed.' },
+  NO_QUORUM: { status: 503, message: 'The cluster has no quorum; the request was not proposed.' },
+  DISK_FULL: { status: 507, message: 'The disk is full; the request was not proposed.' },
+  OUTCOME_UNKNOWN: { status: 504, message: 'The request was proposed but its outcome is unknown; retry with the same client id and sequence number.' },
+  SHUTTING_DOWN: { status: 503, message: 'The node is shutting down; the request was not proposed.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface ErrorBody {
+  readonly error: string;
+  readonly code: ErrorCode;
+}
+
+/** An error a client should see: a stable code, its status, and a sentence. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly status: number;
+  constructor(readonly code: ErrorCode, message?: string, readonly retryAfterSeconds?: number) {
+    super(message ?? ERROR_CATALOGUE[code].message);
+    this.status = ERROR_CATALOGUE[code].status;
+  }
+
+  body(): ErrorBody {
+    return { error: this.message, code: this.code };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATALOGUE, value);
+}
