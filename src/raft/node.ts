@@ -104,6 +104,8 @@ export class RaftNode {
   get hardState(): HardState { return { term: this.currentTerm, votedFor: this.votedFor, commitIndex: this.log.committed }; }
   get membership(): Membership { return this.configs.current(); }
   get transferee(): NodeId { return this.transferTarget; }
+  /** The latest snapshot point recorded with compact() (or recovered, or received). */
+  get latestSnapshot(): SnapshotMeta { return this.snapshot; }
   entries(lo: Index, hi: Index): readonly Entry[] { return this.log.slice(Math.max(lo, this.log.firstIndex()), hi); }
   termAt(index: Index): Term | undefined { return this.log.term(index); }
   /** Leader only: what it knows of each follower's log. */

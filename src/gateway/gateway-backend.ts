@@ -1,0 +1,179 @@
+// The stateless gateway's view of the cluster: find the leader through the nodes' peer ports,
+// forward, follow leader changes, and hold requests through an election up to a deadline. Writes
+// carry this gateway's client id and a sequence number, so a retry after a failover is applied once.
+
+import { randomUUID } from 'node:crypto';
+import type { ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, ReadConsistency } from '../api/backend.js';
+import { ApiError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { PeerClientPool } from '../server/peer-client-pool.js';
+import type { NodeStatusWithAddresses, RpcRequest, RpcResponse, RpcResult } from '../server/rpc-protocol.js';
+
+export interface GatewayBackendOptions {
+  readonly seedAddresses: readonly string[];
+  readonly requestTimeoutMs: number;
+  readonly maxValueBytes: number;
+  /** Pause between attempts while the cluster has no leader. */
+  readonly retryIntervalMs?: number;
+}
+
+export class GatewayBackend implements KvBackend {
+  readonly maxValueBytes: number;
+  private readonly clientId = `gw-${randomUUID()}`;
+  private nextSeq = 1;
+  private readonly inFlightSeqs = new Set<number>();
+  private leaderAddress: string | null = null;
+  private knownAddresses: string[];
+  private staleReadCursor = 0;
+
+  constructor(private readonly peers: PeerClientPool, private readonly options: GatewayBackendOptions, private readonly logger: Logger) {
+    this.maxValueBytes = options.maxValueBytes;
+    this.knownAddresses = [...options.seedAddresses];
+  }
+
+  async put(key: string, value: string, stamp: ClientStamp | undefined): Promise<KvRecord> {
+    return this.write({ type: 'put', key, value }, stamp) as Promise<KvRecord>;
+  }
+
+  async delete(key: string, stamp: ClientStamp | undefined): Promise<DeleteOutcome> {
+    return this.write({ type: 'delete', key }, stamp) as Promise<DeleteOutcome>;
+  }
+
+  async get(key: string, consistency: ReadConsistency, revision: number | undefined): Promise<KvRecord | null> {
+    const request: RpcRequest = revision === undefined ? { type: 'get', key, consistency } : { type: 'get', key, consistency, revision };
+    const result = await this.withRetries(request, consistency === 'stale' ? () => this.anyAddress() : () => this.findLeader());
+    return 'found' in result ? null : (result as KvRecord);
+  }
+
+  async health(): Promise<HealthReport> {
+    try {
+      const address = await this.findLeader(Date.now() + Math.min(this.options.requestTimeoutMs, 2000));
+      const response = await this.peers.request(address, { type: 'status' }, 1000);
+      if (response.ok) {
+        const status = response.result as NodeStatusWithAddresses;
+        return { healthy: true, body: { status: 'healthy', keys: String(status.keys), leader: status.leader, term: status.term, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex, gateway: true } };
+      }
+      return { healthy: false, body: { status: 'unhealthy', reason: response.message, gateway: true } };
+    } catch (error) {
+      return { healthy: false, body: { status: 'unhealthy', reason: (error as Error).message, gateway: true } };
+    }
+  }
+
+  async clusterStatus(): Promise<unknown> {
+    const nodes = await Promise.all(this.knownAddresses.map(async (address) => {
+      try {
+        const response = await this.peers.request(address, { type: 'status' }, 1000);
+        return response.ok ? response.result : { peerAddr: address, error: response.message };
+      } catch (error) {
+        return { peerAddr: address, state: 'unreachable', error: (error as Error).message };
+      }
+    }));
+    const leader = nodes.find((node) => (node as { state?: string }).state === 'leader') as NodeStatusWithAddresses | undefined;
+    return { leader: leader?.nodeId ?? 0, term: leader?.term ?? 0, nodes };
+  }
+
+  private async write(request: Extract<RpcRequest, { type: 'put' | 'delete' }>, given: ClientStamp | undefined): Promise<RpcResult> {
+    const stamp = given ?? this.newStamp();
+    try {
+      return await this.withRetries({ ...request, client: stamp }, () => this.findLeader());
+    } finally {
+      if (given === undefined) this.inFlightSeqs.delete(stamp.seq);
+    }
+  }
+
+  /** Every sequence number below the oldest one still in flight has been answered. */
+  private newStamp(): ClientStamp {
+    const seq = this.nextSeq++;
+    const oldest = this.inFlightSeqs.size > 0 ? Math.min(...this.inFlightSeqs) : seq;
+    this.inFlightSeqs.add(seq);
+    return { clientId: this.clientId, seq, ackedSeq: oldest - 1 };
+  }
+
+  /**
+   * Send until a definite answer or the deadline. Retries are safe: reads change nothing, and
+   * writes carry the same client stamp, so the state machine applies them at most once.
+   */
+  private async withRetries(request: RpcRequest, target: (deadline: number) => Promise<string>): Promise<RpcResult> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    let mayHaveBeenProposed = false;
+    let lastError: ApiError = new ApiError('NO_LEADER');
+    while (Date.now() < deadline) {
+      let address: string;
+      try {
+        address = await target(deadline);
+      } catch (error) {
+        lastError = error instanceof ApiError ? error : new ApiError('NO_LEADER');
+        break;
+      }
+      let response: RpcResponse;
+      try {
+        response = await this.peers.request(address, request, Math.max(1, deadline - Date.now()));
+      } catch (error) {
+        const apiError = error instanceof ApiError ? error : new ApiError('NO_LEADER');
+        if (apiError.code === 'OUTCOME_UNKNOWN') mayHaveBeenProposed = true;
+        lastError = apiError;
+        this.forgetLeader(address);
+        await this.pause();
+        continue;
+      }
+      if (response.ok) return response.result;
+      if (response.code === 'OUTCOME_UNKNOWN') mayHaveBeenProposed = true;
+      if (response.code === 'NO_LEADER' || response.code === 'OUTCOME_UNKNOWN' || response.code === 'NO_QUORUM' || response.code === 'SHUTTING_DOWN') {
+        lastError = new ApiError(response.code, response.message);
+        this.forgetLeader(address);
+        await this.pause();
+        continue;
+      }
+      throw new ApiError(response.code, response.message);
+    }
+    if (mayHaveBeenProposed) throw new ApiError('OUTCOME_UNKNOWN', 'The cluster did not confirm the write before the deadline; retry with the same client id and sequence number.');
+    throw new ApiError(lastError.code === 'OUTCOME_UNKNOWN' ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', lastError.message, 1);
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, this.options.retryIntervalMs ?? 50));
+  }
+
+  private forgetLeader(address: string): void {
+    if (this.leaderAddress === address) this.leaderAddress = null;
+  }
+
+  private anyAddress(): Promise<string> {
+    this.staleReadCursor = (this.staleReadCursor + 1) % this.knownAddresses.length;
+    return Promise.resolve(this.knownAddresses[this.staleReadCursor]);
+  }
+
+  /** Ask the nodes who leads, until one is known or the deadline passes. */
+  private async findLeader(deadline = Date.now() + this.options.requestTimeoutMs): Promise<string> {
+    if (this.leaderAddress !== null) return this.leaderAddress;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(this.knownAddresses.map(async (address) => {
+        try {
+          const response = await this.peers.request(address, { type: 'status' }, Math.min(1000, Math.max(1, deadline - Date.now())));
+          return response.ok ? (response.result as NodeStatusWithAddresses) : null;
+        } catch {
+          return null;
+        }
+      }));
+      const reachable = statuses.filter((status): status is NodeStatusWithAddresses => status !== null);
+      this.learnMembership(reachable);
+      const leaderStatus = reachable.find((status) => status.state === 'leader');
+      if (leaderStatus) {
+        this.leaderAddress = leaderStatus.peerAddr;
+        this.logger.info('leader found', { leader: leaderStatus.nodeId, term: leaderStatus.term, address: leaderStatus.peerAddr });
+        return leaderStatus.peerAddr;
+      }
+      await this.pause();
+    }
+    throw new ApiError('NO_LEADER', 'No leader could be found before the deadline; the request was not proposed.', 1);
+  }
+
+  /** Members added after the gateway started become reachable through what the nodes report. */
+  private learnMembership(statuses: readonly NodeStatusWithAddresses[]): void {
+    for (const status of statuses) {
+      for (const member of status.membership?.members ?? []) {
+        if (!this.knownAddresses.includes(member.peerAddr)) this.knownAddresses.push(member.peerAddr);
+      }
+    }
+  }
+}

@@ -1,0 +1,233 @@
+// Byte layouts of the engine's keys and values. Keys are built by hand so that lmdb's byte order is
+// the order we mean: revisions are 8-byte big-endian integers, so numeric order is byte order, and
+// a user key's UTF-8 bytes sort the way etcd sorts keys. Values are fixed layouts where they are hot
+// (every put touches them) and MessagePack where they are not.
+
+import { invariant, KvInvariantError } from './errors.js';
+
+const TWO_32 = 0x1_0000_0000;
+
+export const U64_BYTES = 8;
+
+/** Write a non-negative safe integer as 8 bytes, big-endian. */
+export function writeU64(target: Buffer, offset: number, value: number): void {
+  // A plain check, not invariant(): this runs several times per put and must not allocate.
+  if (!(value >= 0 && Number.isSafeInteger(value))) throw new KvInvariantError(`not a u64-safe integer: ${value}`);
+  target.writeUInt32BE(Math.floor(value / TWO_32), offset);
+  target.writeUInt32BE(value % TWO_32, offset + 4);
+}
+
+export function readU64(source: Buffer, offset: number): number {
+  const high = source.readUInt32BE(offset);
+  if (high >= 0x20_0000) throw new KvInvariantError(`stored integer beyond 2^53 at offset ${offset}`);
+  return high * TWO_32 + source.readUInt32BE(offset + 4);
+}
+
+export function u64Key(value: number): Buffer {
+  const key = Buffer.allocUnsafe(U64_BYTES);
+  writeU64(key, 0, value);
+  return key;
+}
+
+// ---- Per-key revision index: <key bytes> 0x00 <revision u64> ---------------------------------
+// Keys never contain U+0000 (limits.ts refuses control characters), and 0x00 sorts below every
+// other byte, so all revisions of one key are contiguous and ascending, and "a" sorts before "ab".
+
+export const INDEX_SEPARATOR = 0x00;
+
+export function indexKey(keyBytes: Buffer, revision: number): Buffer {
+  const key = Buffer.allocUnsafe(keyBytes.length + 1 + U64_BYTES);
+  keyBytes.copy(key, 0);
+  key[keyBytes.length] = INDEX_SEPARATOR;
+  writeU64(key, keyBytes.length + 1, revision);
+  return key;
+}
+
+export function indexKeyRevision(key: Buffer): number {
+  return readU64(key, key.length - U64_BYTES);
+}
+
+/** True when `indexEntryKey` belongs to the user key `keyBytes`. */
+export function indexKeyBelongsTo(indexEntryKey: Buffer, keyBytes: Buffer): boolean {
+  return indexEntryKey.length === keyBytes.length + 1 + U64_BYTES
+    && indexEntryKey[keyBytes.length] === INDEX_SEPARATOR
+    && indexEntryKey.compare(keyBytes, 0, keyBytes.length, 0, keyBytes.length) === 0;
+}
+
+// ---- Live keys: <key bytes> -> modRevision | createRevision | version --------------------------
+
+export interface LiveRecord {
+  readonly modRevision: number;
+  readonly createRevision: number;
+  readonly version: number;
+}
+
+export const LIVE_RECORD_BYTES = 3 * U64_BYTES;
+
+export function encodeLive(record: LiveRecord): Buffer {
+  const value = Buffer.allocUnsafe(LIVE_RECORD_BYTES);
+  writeU64(value, 0, record.modRevision);
+  writeU64(value, 8, record.createRevision);
+  writeU64(value, 16, record.version);
+  return value;
+}
+
+export function decodeLive(value: Buffer): LiveRecord {
+  invariant(value.length === LIVE_RECORD_BYTES, () => `live record of ${value.length} bytes`);
+  return { modRevision: readU64(value, 0), createRevision: readU64(value, 8), version: readU64(value, 16) };
+}
+
+// ---- History: <revision u64> -> kind | createRevision | version | keyLength | key | value -------
+// Each change is stored whole under its revision, the key included, so compaction and snapshots
+// can walk history in revision order without a second lookup.
+
+export const HISTORY_PUT = 1;
+export const HISTORY_TOMBSTONE = 2;
+const HISTORY_HEADER_BYTES = 1 + U64_BYTES + U64_BYTES + 4;
+
+export type HistoryRecord =
+  | { readonly kind: 'put'; readonly keyBytes: Buffer; readonly createRevision: number; readonly version: number; readonly value: string }
+  | { readonly kind: 'tombstone'; readonly keyBytes: Buffer };
+
+export function encodeHistoryPut(keyBytes: Buffer, value: string, createRevision: number, version: number): Buffer {
+  const valueBytes = Buffer.byteLength(value, 'utf8');
+  const record = Buffer.allocUnsafe(HISTORY_HEADER_BYTES + keyBytes.length + valueBytes);
+  record[0] = HISTORY_PUT;
+  writeU64(record, 1, createRevision);
+  writeU64(record, 9, version);
+  record.writeUInt32BE(keyBytes.length, 17);
+  keyBytes.copy(record, HISTORY_HEADER_BYTES);
+  record.write(value, HISTORY_HEADER_BYTES + keyBytes.length, valueBytes, 'utf8');
+  return record;
+}
+
+export function encodeHistoryTombstone(keyBytes: Buffer): Buffer {
+  const record = Buffer.allocUnsafe(HISTORY_HEADER_BYTES + keyBytes.length);
+  record[0] = HISTORY_TOMBSTONE;
+  writeU64(record, 1, 0);
+  writeU64(record, 9, 0);
+  record.writeUInt32BE(keyBytes.length, 17);
+  keyBytes.copy(record, HISTORY_HEADER_BYTES);
+  return record;
+}
+
+/** Check a history record's framing; used on import, where the bytes come from a peer. */
+export function historyRecordProblem(record: Buffer): string | null {
+  if (record.length < HISTORY_HEADER_BYTES) return `history record of ${record.length} bytes is shorter than its header`;
+  const kind = record[0];
+  if (kind !== HISTORY_PUT && kind !== HISTORY_TOMBSTONE) return `history record of unknown kind ${kind}`;
+  const keyLength = record.readUInt32BE(17);
+  if (keyLength === 0 || HISTORY_HEADER_BYTES + keyLength > record.length) return 'history record key overruns the record';
+  if (kind === HISTORY_TOMBSTONE && HISTORY_HEADER_BYTES + keyLength !== record.length) return 'tombstone carries a value';
+  for (const offset of [1, 9]) {
+    if (record.readUInt32BE(offset) >= 0x20_0000) return 'history record integer beyond 2^53';
+  }
+  return null;
+}
+
+/** The key bytes of a history record, without decoding its value (compaction needs only these). */
+export function historyRecordKey(record: Buffer): { readonly keyBytes: Buffer; readonly tombstone: boolean } {
+  const keyLength = record.readUInt32BE(17);
+  return { keyBytes: Buffer.from(record.subarray(HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength)), tombstone: record[0] === HISTORY_TOMBSTONE };
+}
+
+export function decodeHistory(record: Buffer): HistoryRecord {
+  const keyLength = record.readUInt32BE(17);
+  const keyBytes = Buffer.from(record.subarray(HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength));
+  if (record[0] === HISTORY_TOMBSTONE) return { kind: 'tombstone', keyBytes };
+  invariant(record[0] === HISTORY_PUT, () => `history record of unknown kind ${record[0]}`);
+  return {
+    kind: 'put',
+    keyBytes,
+    createRevision: readU64(record, 1),
+    version: readU64(record, 9),
+    value: record.toString('utf8', HISTORY_HEADER_BYTES + keyLength),
+  };
+}
+
+// ---- Sessions (exactly-once) ----------------------------------------------------------------
+// sessions:        <clientId bytes> -> SessionRecord
+// session results: <clientId length u16> <clientId bytes> <seq u64> -> MessagePack CommandResult
+// by index / time: <u64> <clientId bytes> -> (empty), the order in which idle clients expire
+
+export interface SessionRecord {
+  /** Log index of the client's latest applied command. */
+  readonly lastIndex: number;
+  /** proposedAtMs of the client's latest applied command. */
+  readonly lastProposedAtMs: number;
+  /** The highest sequence number the client has acknowledged. */
+  readonly ackedSeq: number;
+  /** The highest sequence number whose result was dropped by the per-client bound. */
+  readonly evictedSeqMax: number;
+  /** Number of results stored for this client. */
+  readonly resultCount: number;
+  /** The position under which the by-index and by-time orders list this client (may lag). */
+  readonly indexedIndex: number;
+  readonly indexedProposedAtMs: number;
+}
+
+export const SESSION_RECORD_BYTES = 7 * U64_BYTES;
+
+export function encodeSession(session: SessionRecord): Buffer {
+  const value = Buffer.allocUnsafe(SESSION_RECORD_BYTES);
+  writeU64(value, 0, session.lastIndex);
+  writeU64(value, 8, session.lastProposedAtMs);
+  writeU64(value, 16, session.ackedSeq);
+  writeU64(value, 24, session.evictedSeqMax);
+  writeU64(value, 32, session.resultCount);
+  writeU64(value, 40, session.indexedIndex);
+  writeU64(value, 48, session.indexedProposedAtMs);
+  return value;
+}
+
+export function decodeSession(value: Buffer): SessionRecord {
+  invariant(value.length === SESSION_RECORD_BYTES, () => `session record of ${value.length} bytes`);
+  return {
+    lastIndex: readU64(value, 0),
+    lastProposedAtMs: readU64(value, 8),
+    ackedSeq: readU64(value, 16),
+    evictedSeqMax: readU64(value, 24),
+    resultCount: readU64(value, 32),
+    indexedIndex: readU64(value, 40),
+    indexedProposedAtMs: readU64(value, 48),
+  };
+}
+
+export function resultKey(clientIdBytes: Buffer, seq: number): Buffer {
+  const key = Buffer.allocUnsafe(2 + clientIdBytes.length + U64_BYTES);
+  key.writeUInt16BE(clientIdBytes.length, 0);
+  clientIdBytes.copy(key, 2);
+  writeU64(key, 2 + clientIdBytes.length, seq);
+  return key;
+}
+
+/** Above every result key of the client: its prefix followed by eight 0xff bytes. */
+export function resultKeyAfterClient(clientIdBytes: Buffer): Buffer {
+  const key = Buffer.alloc(2 + clientIdBytes.length + U64_BYTES, 0xff);
+  key.writeUInt16BE(clientIdBytes.length, 0);
+  clientIdBytes.copy(key, 2);
+  return key;
+}
+
+export function resultKeySeq(key: Buffer): number {
+  return readU64(key, key.length - U64_BYTES);
+}
+
+export function resultKeyClient(key: Buffer): Buffer {
+  return Buffer.from(key.subarray(2, 2 + key.readUInt16BE(0)));
+}
+
+export function orderKey(position: number, clientIdBytes: Buffer): Buffer {
+  const key = Buffer.allocUnsafe(U64_BYTES + clientIdBytes.length);
+  writeU64(key, 0, position);
+  clientIdBytes.copy(key, U64_BYTES);
+  return key;
+}
+
+export function orderKeyPosition(key: Buffer): number {
+  return readU64(key, 0);
+}
+
+export function orderKeyClient(key: Buffer): Buffer {
+  return Buffer.from(key.subarray(U64_BYTES));
+}

@@ -1,0 +1,405 @@
+// Drives the pure Raft core with real clocks, disk and sockets: ticks from a timer, messages from
+// the transport, proposals from the API; each Ready is handled exactly as the core's contract says
+// (send leader traffic, persist with one fsync, send acknowledgements, apply, advance).
+
+import { randomInt } from 'node:crypto';
+import { ApiError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { encodeCommand, type KvCommand } from '../kvstore/commands.js';
+import type { CommandResult, KvStateMachine } from '../kvstore/state-machine.js';
+import { RaftNode } from '../raft/node.js';
+import {
+  defaultRaftConfig, type Entry, type Index, type Membership, type Message, type NodeId, type RaftEvent,
+  type RaftInitialState, type Ready, type Role, type SnapshotRequest,
+} from '../raft/types.js';
+import type { RaftLogStore } from '../storage/wal.js';
+import { DiskFullError } from '../storage/wal.js';
+import type { PeerTransport } from '../transport/peer-transport.js';
+import { msToTicks, type NodeConfig } from './node-config.js';
+
+interface PendingProposal {
+  readonly term: number;
+  readonly resolve: (result: CommandResult) => void;
+  readonly reject: (error: ApiError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  index: Index;
+  readonly resolve: () => void;
+  readonly reject: (error: ApiError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export interface RuntimeDependencies {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly wal: RaftLogStore;
+  readonly kv: KvStateMachine;
+  readonly transport: PeerTransport;
+  readonly initial: RaftInitialState;
+  /** Called when the node can no longer be trusted to run (failed fsync, broken invariant). */
+  readonly onFatal: (error: Error) => void;
+}
+
+export interface NodeStatus {
+  readonly nodeId: NodeId;
+  readonly state: 'leader' | 'follower' | 'candidate';
+  readonly term: number;
+  readonly leader: NodeId;
+  readonly commitIndex: Index;
+  readonly appliedIndex: Index;
+  readonly lastIndex: Index;
+  readonly snapshotIndex: Index;
+  readonly revision: number;
+  readonly membership: Membership;
+  readonly diskFull: boolean;
+  readonly followers?: readonly { readonly id: NodeId; readonly matchIndex: Index; readonly lag: number; readonly state: string }[];
+}
+
+/** How often a node whose disk is full tries its write again. */
+const DISK_FULL_RETRY_MS = 1000;
+
+export class RaftRuntime {
+  readonly node: RaftNode;
+  private readonly config: NodeConfig;
+  private readonly logger: Logger;
+  private readonly wal: RaftLogStore;
+  private readonly kv: KvStateMachine;
+  private readonly transport: PeerTransport;
+  private readonly onFatal: (error: Error) => void;
+  private readonly proposals = new Map<Index, PendingProposal>();
+  private readonly reads = new Map<number, PendingRead>();
+  private readonly waitingForLeader = new Set<() => void>();
+  private readonly snapshotsSending = new Set<NodeId>();
+  private nextReadContext = 1;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private readyScheduled = false;
+  private processing = false;
+  private stopped = false;
+  private diskFull = false;
+  private lastRole: Role = 'follower';
+  private lastLeader: NodeId = 0;
+
+  constructor(deps: RuntimeDependencies) {
+    this.config = deps.config;
+    this.logger = deps.logger;
+    this.wal = deps.wal;
+    this.kv = deps.kv;
+    this.transport = deps.transport;
+    this.onFatal = deps.onFatal;
+    const { config } = deps;
+    const raftConfig = {
+      ...defaultRaftConfig(config.nodeId, { nextInt: (max: number) => randomInt(max) }),
+      electionTimeoutTicksMin: msToTicks(config.electionTimeoutMsMin, config.tickMs),
+      electionTimeoutTicksMax: msToTicks(config.electionTimeoutMsMax, config.tickMs),
+      heartbeatIntervalTicks: msToTicks(config.heartbeatIntervalMs, config.tickMs),
+    };
+    this.node = new RaftNode(raftConfig, deps.initial);
+  }
+
+  start(): void {
+    // One tick per timer callback: after an event-loop stall the missed ticks are not replayed in
+    // a burst (a burst would fire elections the cluster does not need).
+    this.tickTimer = setInterval(() => this.guard(() => { this.node.tick(); this.scheduleReady(); }), this.config.tickMs);
+    this.scheduleReady();
+  }
+
+  // ---- Inputs from the transport -------------------------------------------------------------
+
+  onMessage(message: Message): void {
+    if (this.stopped) return;
+    this.guard(() => this.node.step(message));
+    this.scheduleReady();
+  }
+
+  /** A leader streams us a snapshot: install it in the state machine, then let the core adopt it. */
+  async onSnapshot(request: SnapshotRequest, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    if (request.snapshot.index <= this.node.commitIndex) {
+      for await (const chunk of chunks) void chunk; // we have it already: drain and let the core reply
+    } else {
+      const installed = await this.kv.importSnapshot(chunks);
+      this.logger.info('snapshot installed', { index: request.snapshot.index, term: request.snapshot.term, dataAppliedIndex: installed.appliedIndex, revision: installed.revision });
+    }
+    this.onMessage(request);
+  }
+
+  // ---- Client operations ---------------------------------------------------------------------
+
+  /** Propose a command on this node, which must lead; resolves with its result once applied. */
+  propose(command: KvCommand, timeoutMs: number): Promise<CommandResult> {
+    if (this.stopped) return Promise.reject(new ApiError('SHUTTING_DOWN'));
+    if (this.diskFull) return Promise.reject(new ApiError('DISK_FULL'));
+    const result = this.node.propose(encodeCommand(command));
+    if (!result.ok) {
+      switch (result.reason) {
+        case 'overloaded': return Promise.reject(new ApiError('OVERLOADED', 'Too many uncommitted writes; retry later.', 1));
+        default: return Promise.reject(new ApiError('NO_LEADER', 'This node is not the leader; the request was not proposed.'));
+      }
+    }
+    this.scheduleReady();
+    return new Promise<CommandResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(result.index);
+        reject(new ApiError('OUTCOME_UNKNOWN', 'The write was proposed but did not commit in time; retry with the same client id and sequence number.'));
+      }, timeoutMs);
+      this.proposals.set(result.index, { term: result.term, resolve, reject, timer });
+    });
+  }
+
+  /** Resolves once this node's state machine may serve a linearizable read (thesis 6.4). */
+  linearizableBarrier(timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new ApiError('SHUTTING_DOWN'));
+    const context = this.nextReadContext++;
+    const accepted = this.node.readIndex(context);
+    if (!accepted.ok) {
+      if (accepted.reason === 'overloaded') return Promise.reject(new ApiError('OVERLOADED'));
+      return Promise.reject(new ApiError('NO_LEADER'));
+    }
+    this.scheduleReady();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(context);
+        reject(new ApiError('NO_QUORUM', 'Could not confirm a read index with a majority in time; the read was not served.'));
+      }, timeoutMs);
+      this.reads.set(context, { index: -1, resolve, reject, timer });
+    });
+  }
+
+  /** Wait up to `timeoutMs` for some leader to be known. */
+  waitForLeader(timeoutMs: number): Promise<NodeId> {
+    if (this.node.leaderId !== 0) return Promise.resolve(this.node.leaderId);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waitingForLeader.delete(done);
+        resolve(this.node.leaderId);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waitingForLeader.add(done);
+    });
+  }
+
+  status(): NodeStatus {
+    const node = this.node;
+    const role = node.role === 'preCandidate' ? 'candidate' : node.role;
+    const followers = role === 'leader'
+      ? [...node.followerProgress()].map(([id, progress]) => ({ id, matchIndex: progress.match, lag: node.lastIndex - progress.match, state: progress.state }))
+      : undefined;
+    return {
+      nodeId: this.config.nodeId,
+      state: role,
+      term: node.term,
+      leader: node.leaderId,
+      commitIndex: node.commitIndex,
+      appliedIndex: node.appliedIndex,
+      lastIndex: node.lastIndex,
+      snapshotIndex: node.latestSnapshot.index,
+      revision: this.kv.revision,
+      membership: node.membership,
+      diskFull: this.diskFull,
+      ...(followers ? { followers } : {}),
+    };
+  }
+
+  get stateMachine(): KvStateMachine {
+    return this.kv;
+  }
+
+  /** Leader: hand leadership to an up-to-date follower, waiting at most `timeoutMs`. */
+  async transferLeadershipAway(timeoutMs: number): Promise<boolean> {
+    if (this.node.role !== 'leader') return true;
+    const started = this.node.transferLeadership(null);
+    if (!started.ok) return false;
+    this.scheduleReady();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+      if (this.node.role !== 'leader') return true;
+    }
+    return false;
+  }
+
+  /** Stop ticking and answering; pending requests fail with SHUTTING_DOWN or OUTCOME_UNKNOWN. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    while (this.processing) await new Promise((resolve) => setTimeout(resolve, 1));
+    for (const [index, proposal] of this.proposals) {
+      clearTimeout(proposal.timer);
+      proposal.reject(new ApiError('OUTCOME_UNKNOWN', 'The node shut down before the write was known to commit.'));
+      this.proposals.delete(index);
+    }
+    for (const [context, read] of this.reads) {
+      clearTimeout(read.timer);
+      read.reject(new ApiError('SHUTTING_DOWN'));
+      this.reads.delete(context);
+    }
+  }
+
+  // ---- The Ready loop --------------------------------------------------------------------------
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopped) return;
+    this.readyScheduled = true;
+    setImmediate(() => {
+      this.readyScheduled = false;
+      void this.processReadies();
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && !this.diskFull && this.node.hasReady()) {
+        await this.handleReady(this.node.ready());
+      }
+    } catch (error) {
+      this.fail(error as Error);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    this.observe(ready);
+    this.sendMessages(ready.messagesNow);
+    if (ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null) {
+      await this.persist(ready);
+    }
+    this.sendMessages(ready.messagesAfterPersist);
+    this.applyCommitted(ready.committedEntries);
+    for (const readState of ready.readStates) {
+      const read = this.reads.get(readState.context);
+      if (read) read.index = readState.index;
+    }
+    this.releaseReads();
+    this.node.advance();
+    await this.maybeCompact();
+  }
+
+  /** One write and one fsync for everything in this Ready; a full disk pauses the loop. */
+  private async persist(ready: Ready): Promise<void> {
+    const batch = { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot };
+    for (;;) {
+      try {
+        await this.wal.save(batch);
+        if (this.diskFull) {
+          this.diskFull = false;
+          this.logger.warn('disk space is back: writes resume');
+        }
+        return;
+      } catch (error) {
+        if (!(error instanceof DiskFullError)) throw error;
+        if (!this.diskFull) this.logger.error('ALARM: disk full, refusing writes until space returns', { dataDir: this.config.dataDir });
+        this.diskFull = true;
+        await new Promise((resolve) => setTimeout(resolve, DISK_FULL_RETRY_MS));
+        if (this.stopped) throw error;
+      }
+    }
+  }
+
+  private sendMessages(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const regular: Message[] = [];
+    for (const message of messages) {
+      if (message.type === 'snapshotRequest') this.sendSnapshot(message);
+      else regular.push(message);
+    }
+    if (regular.length > 0) this.transport.send(regular);
+  }
+
+  /** Snapshots travel on a connection of their own, streamed from the engine's read view. */
+  private sendSnapshot(request: SnapshotRequest): void {
+    if (this.snapshotsSending.has(request.to)) return;
+    this.snapshotsSending.add(request.to);
+    const exported = this.kv.exportSnapshot();
+    this.logger.info('sending snapshot', { to: request.to, index: request.snapshot.index, dataAppliedIndex: exported.appliedIndex });
+    void this.transport.sendSnapshot(request.to, request, exported.chunks).then((ok) => {
+      this.snapshotsSending.delete(request.to);
+      if (!ok) this.logger.warn('snapshot transfer failed; will retry', { to: request.to });
+      this.guard(() => this.node.reportSnapshotResult(request.to, ok));
+      this.scheduleReady();
+    });
+  }
+
+  private applyCommitted(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const results = this.kv.apply(entries);
+    for (const entry of entries) {
+      const proposal = this.proposals.get(entry.index);
+      if (proposal === undefined) continue;
+      this.proposals.delete(entry.index);
+      clearTimeout(proposal.timer);
+      const result = results.get(entry.index);
+      if (proposal.term === entry.term && result !== undefined) proposal.resolve(result);
+      else proposal.reject(new ApiError('OUTCOME_UNKNOWN', 'Leadership changed while the write was in flight; retry with the same client id and sequence number.'));
+    }
+  }
+
+  private releaseReads(): void {
+    const applied = this.node.appliedIndex;
+    for (const [context, read] of this.reads) {
+      if (read.index >= 0 && read.index <= Math.max(applied, this.kv.appliedIndex)) {
+        clearTimeout(read.timer);
+        this.reads.delete(context);
+        read.resolve();
+      }
+    }
+  }
+
+  /** Every `snapshotEveryEntries` applied entries: make the engine durable, then drop the log
+   * before the snapshot point (keeping a tail for slow followers). */
+  private async maybeCompact(): Promise<void> {
+    const applied = this.node.appliedIndex;
+    const since = applied - this.node.latestSnapshot.index;
+    if (since < this.config.snapshotEveryEntries) return;
+    await this.kv.sync();
+    this.node.compact(applied, this.config.snapshotKeepTailEntries);
+    const meta = this.node.latestSnapshot;
+    await this.wal.compact(meta, Math.max(0, meta.index - this.config.snapshotKeepTailEntries));
+    this.logger.info('snapshot point recorded, log compacted', { index: meta.index, term: meta.term, keptFrom: this.node.firstIndex });
+  }
+
+  private observe(ready: Ready): void {
+    for (const event of ready.events) this.logEvent(event);
+    const { role, leaderId } = ready.softState;
+    if (role !== this.lastRole || leaderId !== this.lastLeader) {
+      this.lastRole = role;
+      this.lastLeader = leaderId;
+      if (leaderId !== 0) for (const waiter of [...this.waitingForLeader]) waiter();
+    }
+  }
+
+  private logEvent(event: RaftEvent): void {
+    const fields = { term: this.node.term, state: this.node.role, ...event };
+    switch (event.type) {
+      case 'becameLeader': this.logger.info('became leader', fields); break;
+      case 'steppedDown': this.logger.info('stepped down', fields); break;
+      case 'becameFollower': this.logger.info('following leader', fields); break;
+      case 'electionStarted': this.logger.debug('election started', fields); break;
+      case 'membershipChanged': this.logger.info('membership changed', { index: event.index, members: event.membership.members.map((m) => `${m.id}:${m.role}`).join(',') }); break;
+      case 'snapshotInstalled': this.logger.info('snapshot adopted by the core', fields); break;
+      default: this.logger.debug(event.type, fields);
+    }
+  }
+
+  /** Run core code; a broken invariant means the node must stop. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.stopped) return;
+    this.logger.error('fatal error: the node stops', { error, stack: error.stack });
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.onFatal(error);
+  }
+}

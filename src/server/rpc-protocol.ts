@@ -1,0 +1,74 @@
+// Requests a client connection on the peer port may make: followers forward writes to the leader
+// this way, and the gateway reaches nodes this way. Bodies are validated like any untrusted input.
+
+import type { ClientStamp, DeleteOutcome, KvRecord, ReadConsistency } from '../api/backend.js';
+import { isErrorCode, type ErrorCode } from '../common/errors.js';
+import type { NodeStatus } from './raft-runtime.js';
+
+export type RpcRequest =
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly client?: ClientStamp }
+  | { readonly type: 'delete'; readonly key: string; readonly client?: ClientStamp }
+  | { readonly type: 'get'; readonly key: string; readonly consistency: ReadConsistency; readonly revision?: number }
+  | { readonly type: 'status' };
+
+export interface NodeStatusWithAddresses extends NodeStatus {
+  readonly httpAddr: string;
+  readonly peerAddr: string;
+  readonly keys: number;
+}
+
+export type RpcResult = KvRecord | DeleteOutcome | { readonly found: false } | NodeStatusWithAddresses;
+
+export type RpcResponse =
+  | { readonly ok: true; readonly result: RpcResult }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly leaderId?: number };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseStamp(value: unknown): ClientStamp | undefined | null {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) return null;
+  const { clientId, seq, ackedSeq } = value;
+  if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 128) return null;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1) return null;
+  if (!Number.isSafeInteger(ackedSeq) || (ackedSeq as number) < 0 || (ackedSeq as number) >= (seq as number)) return null;
+  return { clientId, seq: seq as number, ackedSeq: ackedSeq as number };
+}
+
+/** The request, or null when it is malformed. */
+export function parseRpcRequest(body: unknown): RpcRequest | null {
+  if (!isRecord(body)) return null;
+  switch (body.type) {
+    case 'status': return { type: 'status' };
+    case 'put': {
+      const client = parseStamp(body.client);
+      if (typeof body.key !== 'string' || typeof body.value !== 'string' || client === null) return null;
+      return client ? { type: 'put', key: body.key, value: body.value, client } : { type: 'put', key: body.key, value: body.value };
+    }
+    case 'delete': {
+      const client = parseStamp(body.client);
+      if (typeof body.key !== 'string' || client === null) return null;
+      return client ? { type: 'delete', key: body.key, client } : { type: 'delete', key: body.key };
+    }
+    case 'get': {
+      if (typeof body.key !== 'string' || (body.consistency !== 'linearizable' && body.consistency !== 'stale')) return null;
+      if (body.revision !== undefined && (!Number.isSafeInteger(body.revision) || (body.revision as number) < 1)) return null;
+      return body.revision === undefined
+        ? { type: 'get', key: body.key, consistency: body.consistency }
+        : { type: 'get', key: body.key, consistency: body.consistency, revision: body.revision as number };
+    }
+    default: return null;
+  }
+}
+
+/** The response, or null when it is malformed (a node speaking garbage). */
+export function parseRpcResponse(body: unknown): RpcResponse | null {
+  if (!isRecord(body) || typeof body.ok !== 'boolean') return null;
+  if (body.ok) return isRecord(body.result) ? { ok: true, result: body.result as unknown as RpcResult } : null;
+  if (!isErrorCode(body.code) || typeof body.message !== 'string') return null;
+  return typeof body.leaderId === 'number'
+    ? { ok: false, code: body.code, message: body.message, leaderId: body.leaderId }
+    : { ok: false, code: body.code, message: body.message };
+}

@@ -1,0 +1,61 @@
+// Inbound 'client' connections (gateways, tools, and members forwarding on behalf of clients):
+// request frames go to `onClientRequest`, answers go back under the request's id, in whatever order
+// they finish. In-flight requests per connection are bounded; past the bound the answer is an error
+// rather than an unbounded pile of pending promises.
+
+import type { Logger } from '../common/logger.js';
+import { decodeValue, encodeValue } from '../codec/raft-codec.js';
+import { type FrameConnection, type FrameHandler, ProtocolError } from './connection.js';
+import { checkClientRequest, type ClientResponseFrame } from './client-frames.js';
+import { FrameType } from './frame.js';
+
+export const MAX_CLIENT_REQUESTS_IN_FLIGHT = 1024;
+
+export type ClientRequestHandler = (body: unknown) => Promise<unknown>;
+
+export interface ClientRequestServerContext {
+  readonly connection: FrameConnection;
+  readonly handler: ClientRequestHandler;
+  readonly logger: Logger;
+  readonly maxInFlight?: number;
+}
+
+export function clientRequestServer(context: ClientRequestServerContext): FrameHandler {
+  const { connection, logger } = context;
+  const maxInFlight = context.maxInFlight ?? MAX_CLIENT_REQUESTS_IN_FLIGHT;
+  let inFlight = 0;
+
+  const respond = (response: ClientResponseFrame): void => {
+    if (connection.isClosing) return;
+    let payload: Uint8Array;
+    try {
+      payload = encodeValue(response);
+    } catch (error) {
+      logger.error('a client response could not be encoded', { id: response.id, error });
+      payload = encodeValue({ id: response.id, ok: false, error: 'the response could not be encoded' });
+    }
+    connection.sendFrame(FrameType.clientResponse, payload);
+  };
+
+  return (type, payload) => {
+    if (type !== FrameType.clientRequest) throw new ProtocolError(`frame type ${type} is not allowed on a client connection`);
+    const request = checkClientRequest(decodeValue(payload));
+    if (inFlight >= maxInFlight) {
+      respond({ id: request.id, ok: false, error: `overloaded: ${maxInFlight} requests already in flight on this connection` });
+      return;
+    }
+    inFlight += 1;
+    let answer: Promise<unknown>;
+    try {
+      answer = Promise.resolve(context.handler(request.body));
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (body) => respond({ id: request.id, ok: true, body }),
+      (error: unknown) => respond({ id: request.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+    ).finally(() => {
+      inFlight -= 1;
+    });
+  };
+}
