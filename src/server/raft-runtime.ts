@@ -78,6 +78,7 @@ export class RaftRuntime {
   private processing = false;
   private stopped = false;
   private diskFull = false;
+  private installingSnapshot = false;
   private lastRole: Role = 'follower';
   private lastLeader: NodeId = 0;
 
@@ -115,11 +116,20 @@ export class RaftRuntime {
 
   /** A leader streams us a snapshot: install it in the state machine, then let the core adopt it. */
   async onSnapshot(request: SnapshotRequest, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    if (request.snapshot.index <= this.node.commitIndex) {
-      for await (const chunk of chunks) void chunk; // we have it already: drain and let the core reply
+    const needed = request.snapshot.index > this.node.commitIndex && request.snapshot.index > this.kv.appliedIndex;
+    if (!needed || this.installingSnapshot) {
+      for await (const chunk of chunks) void chunk; // we hold that state already: drain, let the core reply
     } else {
-      const installed = await this.kv.importSnapshot(chunks);
-      this.logger.info('snapshot installed', { index: request.snapshot.index, term: request.snapshot.term, dataAppliedIndex: installed.appliedIndex, revision: installed.revision });
+      // No entry may be applied to the engine while its state is being replaced: an entry applied
+      // to the old state during the import would vanish when the new state is swapped in.
+      this.installingSnapshot = true;
+      try {
+        while (this.processing) await new Promise((resolve) => setTimeout(resolve, 1));
+        const installed = await this.kv.importSnapshot(chunks);
+        this.logger.info('snapshot installed', { index: request.snapshot.index, term: request.snapshot.term, dataAppliedIndex: installed.appliedIndex, revision: installed.revision });
+      } finally {
+        this.installingSnapshot = false;
+      }
     }
     this.onMessage(request);
   }
@@ -250,7 +260,7 @@ export class RaftRuntime {
   }
 
   private async processReadies(): Promise<void> {
-    if (this.processing || this.stopped) return;
+    if (this.processing || this.stopped || this.installingSnapshot) return;
     this.processing = true;
     try {
       while (!this.stopped && !this.diskFull && this.node.hasReady()) {

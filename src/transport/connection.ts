@@ -36,6 +36,8 @@ export interface FrameConnectionOptions {
 
 /** How long a refused or finished connection may take to flush its last frame before it is cut. */
 const GRACEFUL_END_MS = 1000;
+/** A liveness timer this late means our own event loop stalled (see checkLiveness). */
+const STALL_MS = 50;
 
 export class FrameConnection {
   readonly side: 'dialer' | 'acceptor';
@@ -55,6 +57,8 @@ export class FrameConnection {
   private readingPaused = false;
   private lastReceiveMs = performance.now();
   private livenessTimer: NodeJS.Timeout | null = null;
+  private livenessDueMs = 0;
+  private livenessRecheck: NodeJS.Immediate | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private endTimer: NodeJS.Timeout | null = null;
   /** Set by the first destroy or end, so frames already decoded are not acted on after it. */
@@ -229,12 +233,20 @@ export class FrameConnection {
   }
 
   private scheduleLivenessCheck(delayMs: number): void {
-    this.livenessTimer = setTimeout(() => this.checkLiveness(), Math.max(1, delayMs));
+    const boundedMs = Math.max(1, delayMs);
+    this.livenessDueMs = performance.now() + boundedMs;
+    this.livenessTimer = setTimeout(() => this.checkLiveness(false), boundedMs);
   }
 
-  /** One timer per connection, re-armed for the remaining time, instead of a reset per frame. */
-  private checkLiveness(): void {
+  /**
+   * One timer per connection, re-armed for the remaining time, instead of a reset per frame.
+   * After a stall of our own event loop, timers run before the loop reads the sockets, so the peer
+   * looks silent although its frames are waiting in the kernel: a late timer therefore defers its
+   * verdict to a setImmediate, which runs after the loop has read them.
+   */
+  private checkLiveness(afterStall: boolean): void {
     this.livenessTimer = null;
+    this.livenessRecheck = null;
     if (this.isClosing) return;
     if (this.readingPaused) {
       this.scheduleLivenessCheck(this.livenessTimeoutMs);
@@ -242,6 +254,10 @@ export class FrameConnection {
     }
     const silentMs = performance.now() - this.lastReceiveMs;
     if (silentMs >= this.livenessTimeoutMs) {
+      if (!afterStall && performance.now() - this.livenessDueMs > STALL_MS) {
+        this.livenessRecheck = setImmediate(() => this.checkLiveness(true));
+        return;
+      }
       this.warnings.warn(`${this.warnKey}:${this.side}:liveness`, 'peer connection is silent; closing it', { remote: this.remoteAddress, peer: this.warnKey, side: this.side, silentMs: Math.round(silentMs) });
       this.destroy(`no frame received for ${Math.round(silentMs)} ms`);
       return;
@@ -261,9 +277,11 @@ export class FrameConnection {
 
   private clearTimers(): void {
     if (this.livenessTimer !== null) clearTimeout(this.livenessTimer);
+    if (this.livenessRecheck !== null) clearImmediate(this.livenessRecheck);
     if (this.keepaliveTimer !== null) clearInterval(this.keepaliveTimer);
     if (this.endTimer !== null) clearTimeout(this.endTimer);
     this.livenessTimer = null;
+    this.livenessRecheck = null;
     this.keepaliveTimer = null;
     this.endTimer = null;
   }

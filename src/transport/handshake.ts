@@ -39,7 +39,11 @@ export interface HelloPolicy {
 
 export type HelloCheck = { readonly ok: true; readonly hello: Hello } | { readonly ok: false; readonly reason: string };
 
-const PURPOSES: readonly Purpose[] = ['raft', 'snapshot', 'client'];
+const PURPOSES: readonly string[] = ['raft', 'snapshot', 'client'] satisfies readonly Purpose[];
+
+function isPurpose(value: unknown): value is Purpose {
+  return typeof value === 'string' && PURPOSES.includes(value);
+}
 
 export function helloFor(clusterId: string, from: Caller, purpose: Purpose): Hello {
   return { magic: HANDSHAKE_MAGIC, protocolVersion: PROTOCOL_VERSION, clusterId, from, purpose };
@@ -64,10 +68,10 @@ export function checkHello(value: unknown, policy: HelloPolicy): HelloCheck {
   if (from !== 'client' && !isMemberId(from)) return { ok: false, reason: `"from" is neither a member id (an integer from 1) nor "client": ${JSON.stringify(from)}` };
   if (from === policy.selfId) return { ok: false, reason: `"from" is this node's own id ${policy.selfId}: a node dialing itself, or two members sharing an id` };
   const purpose = value.purpose;
-  if (typeof purpose !== 'string' || !(PURPOSES as readonly string[]).includes(purpose)) return { ok: false, reason: `unknown purpose ${JSON.stringify(purpose)}` };
+  if (!isPurpose(purpose)) return { ok: false, reason: `unknown purpose ${JSON.stringify(purpose)}` };
   if (from === 'client' && purpose !== 'client') return { ok: false, reason: `a client may only open connections of purpose "client", not "${purpose}"` };
   if (purpose === 'client' && !policy.servesClients) return { ok: false, reason: 'this node serves no client requests on its peer port' };
-  return { ok: true, hello: helloFor(policy.clusterId, from, purpose as Purpose) };
+  return { ok: true, hello: helloFor(policy.clusterId, from, purpose) };
 }
 
 /** Pure: validates the acceptor's answer; throws CodecError if it is malformed. */

@@ -86,8 +86,9 @@ export class InboundConnections {
       if (handler === undefined) throw new Error('client connection accepted without a handler');
       return clientRequestServer({ connection, handler, logger });
     }
-    // checkHello guarantees that only members open raft and snapshot connections.
-    const from = hello.from as NodeId;
+    // checkHello lets only members open raft and snapshot connections.
+    const from = hello.from;
+    if (from === 'client') throw new Error(`a client was accepted for purpose ${hello.purpose}`);
     if (hello.purpose === 'raft') {
       this.replaceRaftConnection(from, connection);
       connection.establish(null);

@@ -8,7 +8,7 @@ import { decodeValue, encodeValue } from '../codec/raft-codec.js';
 import type { NodeId } from '../raft/types.js';
 import { checkClientResponse } from './client-frames.js';
 import { type FrameConnection, ProtocolError } from './connection.js';
-import { dial } from './dial.js';
+import { dial, type Dialing } from './dial.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameType } from './frame.js';
 import { type Caller, DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeRefusedError, helloFor } from './handshake.js';
 import { WarnLimiter } from './warn-limiter.js';
@@ -64,7 +64,7 @@ export class PeerClient {
     const logger = (options.logger ?? silentLogger).child({ component: 'peer-client' });
     const pingIntervalMs = options.pingIntervalMs ?? 200;
     const made: { client?: PeerClient } = {};
-    let dialing;
+    let dialing: Dialing;
     try {
       dialing = dial({
         address,

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
 import type { NodeId } from '../raft/types.js';
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import { type FrameConnection, type FrameHandler, ProtocolError } from './connection.js';
-import { dial } from './dial.js';
+import { dial, type Dialing } from './dial.js';
 import { encodeFrames, FRAME_HEADER_BYTES, FrameType } from './frame.js';
 import { helloFor } from './handshake.js';
 import type { WarnLimiter } from './warn-limiter.js';
@@ -114,7 +114,7 @@ export class PeerLink {
     const { context } = this;
     this.state = 'dialing';
     this.dials += 1;
-    let dialing;
+    let dialing: Dialing;
     try {
       dialing = dial({
         address,

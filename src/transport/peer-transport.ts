@@ -8,13 +8,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { encodeMessage } from '../codec/raft-codec.js';
 import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
-import type { ClientRequestHandler } from './client-request-server.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
 import { InboundConnections } from './inbound.js';
 import { PeerLink, type PeerLinkStatus } from './peer-link.js';
-import type { SnapshotHandler } from './snapshot-receiver.js';
-import { DEFAULT_SNAPSHOT_TIMEOUT_MS, SnapshotSend } from './snapshot-sender.js';
+import { DEFAULT_SNAPSHOT_TIMEOUT_MS, releaseSource, SnapshotSend } from './snapshot-sender.js';
 import { DEFAULT_SNAPSHOT_HIGH_WATER_BYTES } from './snapshot-stream.js';
 import { WarnLimiter } from './warn-limiter.js';
 
@@ -114,8 +112,8 @@ export class PeerTransport {
       selfId: options.selfId,
       clusterId: options.clusterId,
       onMessage: options.onMessage,
-      onSnapshot: options.onSnapshot as SnapshotHandler,
-      onClientRequest: options.onClientRequest as ClientRequestHandler | undefined,
+      onSnapshot: options.onSnapshot,
+      onClientRequest: options.onClientRequest,
       maxInboundConnections: this.settings.maxInboundConnections,
       maxFrameBytes: this.settings.maxFrameBytes,
       livenessTimeoutMs: this.settings.livenessTimeoutMs,
@@ -153,6 +151,12 @@ export class PeerTransport {
     return { host: bound.address, port: bound.port };
   }
 
+  /**
+   * Non-blocking. Messages to each peer are queued and flushed once per event-loop turn
+   * (setImmediate) as one socket write holding many frames. A full queue drops the newest messages
+   * and counts them (Raft retransmits; memory stays bounded). Messages to ourselves, to members
+   * without an address, not from us, or snapshot requests (see sendSnapshot) are dropped.
+   */
   send(messages: readonly Message[]): void {
     if (this.stopping !== null) return;
     for (const message of messages) {
@@ -164,6 +168,12 @@ export class PeerTransport {
     }
   }
 
+  /**
+   * Streams a snapshot to `to` on a connection of its own, honouring socket backpressure. Resolves
+   * true once the receiver's onSnapshot resolved after the whole stream; false on any failure
+   * (refused, connection lost, receiver rejected, snapshotTimeoutMs, stop()). Never rejects. The
+   * source is always finished: read to its end, or closed through its iterator's return().
+   */
   sendSnapshot(to: number, request: SnapshotRequest, chunks: AsyncIterable<Uint8Array>): Promise<boolean> {
     const refuse = (reason: string): Promise<boolean> => {
       this.warnings.warn(`snapshot:${to}`, 'snapshot not sent', { to, reason });
@@ -192,6 +202,7 @@ export class PeerTransport {
     return send.result;
   }
 
+  /** The outbound link to each member we have sent to (inbound connections are not listed). */
   peerStatus(): ReadonlyMap<number, PeerLinkStatus> {
     const status = new Map<number, PeerLinkStatus>();
     for (const [id, link] of this.links) status.set(id, link.status());
@@ -252,15 +263,5 @@ export class PeerTransport {
       return;
     }
     link.enqueue(payload);
-  }
-}
-
-/** Gives an unused snapshot source the chance to release what it holds (a file handle, say). */
-function releaseSource(chunks: AsyncIterable<Uint8Array>): void {
-  try {
-    const iterator = chunks[Symbol.asyncIterator]();
-    void Promise.resolve(iterator.return?.()).catch(() => {});
-  } catch {
-    // A source that cannot even make an iterator holds nothing to release.
   }
 }

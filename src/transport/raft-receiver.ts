@@ -20,7 +20,7 @@ export interface RaftReceiverContext {
 export function raftReceiver(context: RaftReceiverContext): FrameHandler {
   return (type, payload) => {
     if (type !== FrameType.raftMessage) throw new ProtocolError(isKnownFrameType(type) ? `frame type ${type} is not allowed on a raft connection` : `unknown frame type ${type}`);
-    const message = decodeMessage(payload);
+    const message = decodeMessage(ownBytes(payload));
     if (message.from !== context.from) throw new ProtocolError(`a message claims to be from member ${message.from} on member ${context.from}'s connection`);
     if (message.to !== context.selfId) throw new ProtocolError(`a message addressed to member ${message.to} arrived at member ${context.selfId}`);
     // The core would take a snapshotRequest as "install this image"; without the image beside it
@@ -32,4 +32,18 @@ export function raftReceiver(context: RaftReceiverContext): FrameHandler {
       context.logger.error('onMessage threw; the message is dropped', { from: message.from, type: message.type, error });
     }
   };
+}
+
+/**
+ * The decoder hands out views into the socket's read buffers, and the codec decodes binary fields
+ * (command data) as views too. An entry kept in the Raft log would then pin a whole read buffer (up
+ * to 64 KiB) for a few bytes of command; copying a payload that shares a much larger buffer bounds
+ * that waste to the frame itself.
+ */
+function ownBytes(payload: Buffer): Buffer {
+  if (payload.byteLength * 2 >= payload.buffer.byteLength) return payload;
+  // Not Buffer.from: small copies would land in Node's shared 8 KiB pool and pin that instead.
+  const copy = Buffer.allocUnsafeSlow(payload.byteLength);
+  payload.copy(copy);
+  return copy;
 }

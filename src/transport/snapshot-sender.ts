@@ -56,6 +56,8 @@ export class SnapshotSend {
   private connection: FrameConnection | null = null;
   private bytesSent = 0;
   private chunksSent = 0;
+  /** Once streaming starts, stream() owns closing the source; before that, run() does. */
+  private sourceTaken = false;
 
   constructor(private readonly context: SnapshotSendContext, private readonly to: NodeId, private readonly request: SnapshotRequest, chunks: AsyncIterable<Uint8Array>) {
     this.result = this.run(chunks).catch((error: unknown) => {
@@ -105,7 +107,7 @@ export class SnapshotSend {
       const result = await outcome.promise;
       const durationMs = Math.round(performance.now() - startedMs);
       if (result.ok) context.logger.info('snapshot sent', { to, index: this.request.snapshot.index, bytes: this.bytesSent, durationMs });
-      else context.warnings.warn(`snapshot:${to}`, 'snapshot not installed by the receiver', { to, index: this.request.snapshot.index, reason: result.reason, bytesSent: this.bytesSent, durationMs });
+      else context.warnings.warn(`snapshot:${to}`, 'snapshot not installed', { to, index: this.request.snapshot.index, reason: result.reason, bytesSent: this.bytesSent, durationMs });
       return result.ok;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -117,12 +119,14 @@ export class SnapshotSend {
     } finally {
       clearTimeout(deadline);
       this.connection?.destroy('snapshot send finished');
+      if (!this.sourceTaken) releaseSource(chunks);
     }
   }
 
   /** Pulls chunks only while the socket keeps up; stops as soon as the outcome is known. */
   private async stream(connection: FrameConnection, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const { outcome } = this;
+    this.sourceTaken = true;
     const stopped = outcome.promise.then(() => null);
     const iterator = chunks[Symbol.asyncIterator]();
     let finished = false;
@@ -154,5 +158,16 @@ export class SnapshotSend {
       // Let the source release what it holds (a file handle, say) when we stop early.
       if (!finished) void Promise.resolve().then(() => iterator.return?.()).catch(() => {});
     }
+  }
+}
+
+/** Gives a snapshot source that will not be read the chance to release what it holds (a file
+ * handle, say), by asking it for an iterator and closing that at once. */
+export function releaseSource(chunks: AsyncIterable<Uint8Array>): void {
+  try {
+    const iterator = chunks[Symbol.asyncIterator]();
+    void Promise.resolve(iterator.return?.()).catch(() => {});
+  } catch {
+    // A source that cannot even make an iterator holds nothing to release.
   }
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { SnapshotRequest } from '../../../src/raft/types.js';
 import { SnapshotChunkStream } from '../../../src/transport/snapshot-stream.js';
-import { Cluster, heartbeat, snapshotRequest, StallableProxy, waitFor, within } from './helpers.js';
+import { Cluster, heartbeat, snapshotRequest, StallableProxy, unusedPort, waitFor, within } from './helpers.js';
 
 const CHUNK_BYTES = 64 * 1024;
 
@@ -215,13 +215,26 @@ test('a receiver that rejects, or stops reading early, answers false', async (t)
   assert.equal(small, true);
 });
 
-test('sendSnapshot refuses a request not from us or not to the target, and an unknown member', async (t) => {
+test('sendSnapshot refuses bad requests and unreachable members, and closes the unread source', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.stopAll());
   const one = await cluster.start(1);
-  const empty = (): AsyncIterable<Uint8Array> => source(0, { produced: 0 });
-  assert.equal(await one.sendSnapshot(2, snapshotRequest(3, 2), empty()), false);
-  assert.equal(await one.sendSnapshot(2, snapshotRequest(1, 3), empty()), false);
-  assert.equal(await one.sendSnapshot(9, snapshotRequest(1, 9), empty()), false);
-  assert.equal(await one.sendSnapshot(1, snapshotRequest(1, 1), empty()), false);
+  cluster.addresses.set(3, `127.0.0.1:${await unusedPort()}`);
+  let closedSources = 0;
+  // A source that counts how often it was closed without being read (as a file stream would be).
+  const tracked = (): AsyncIterable<Uint8Array> => ({
+    [Symbol.asyncIterator]: () => ({
+      next: async () => ({ value: chunkOf(0), done: false }),
+      return: async () => {
+        closedSources += 1;
+        return { value: undefined, done: true };
+      },
+    }),
+  });
+  assert.equal(await one.sendSnapshot(2, snapshotRequest(3, 2), tracked()), false, 'not from us');
+  assert.equal(await one.sendSnapshot(2, snapshotRequest(1, 3), tracked()), false, 'not to the target');
+  assert.equal(await one.sendSnapshot(9, snapshotRequest(1, 9), tracked()), false, 'unknown member');
+  assert.equal(await one.sendSnapshot(1, snapshotRequest(1, 1), tracked()), false, 'ourselves');
+  assert.equal(await one.sendSnapshot(3, snapshotRequest(1, 3), tracked()), false, 'nobody listening');
+  await waitFor(() => closedSources === 5, 2000, 'every unread source to be closed');
 });
