@@ -24,6 +24,8 @@ export const SEGMENT_HEADER_BYTES = 24;
 export const RECORD_HEADER_BYTES = 9;
 /** No single record is larger than this; a length field beyond it is damage, not data. */
 export const RECORD_PAYLOAD_BYTES_MAX = 64 * 1024 * 1024;
+/** No single save() or compact() writes more than this at once: a bound on one Buffer and one write. */
+export const BATCH_BYTES_MAX = 1024 * 1024 * 1024;
 export const SEGMENT_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
 
 export const RecordType = {

@@ -4,7 +4,7 @@
 
 import { checkHardState, checkSnapshotMeta, CodecError, decodeEntry, decodeValue, encodeEntry, encodeValue } from '../../codec/raft-codec.js';
 import type { Entry, HardState, Index, SnapshotMeta } from '../../raft/types.js';
-import { checksum, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, RecordType, type RecordTypeCode } from './format.js';
+import { BATCH_BYTES_MAX, checksum, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, RecordType, type RecordTypeCode } from './format.js';
 
 export type WalRecord =
   /** Appends one entry; its index must be the next one. */
@@ -41,6 +41,7 @@ export function encodeRecords(records: readonly WalRecord[]): Buffer {
     if (payload.byteLength > RECORD_PAYLOAD_BYTES_MAX) throw new RangeError(`a record of ${payload.byteLength} bytes is over the ${RECORD_PAYLOAD_BYTES_MAX}-byte limit`);
     totalBytes += RECORD_HEADER_BYTES + payload.byteLength;
   }
+  if (totalBytes > BATCH_BYTES_MAX) throw new RangeError(`a batch of ${totalBytes} bytes is over the ${BATCH_BYTES_MAX}-byte limit`);
   const out = Buffer.allocUnsafe(totalBytes);
   let at = 0;
   for (let k = 0; k < records.length; k++) {

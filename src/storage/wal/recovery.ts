@@ -121,8 +121,10 @@ export async function recoverLog(fileSystem: FileSystem, directory: string, fsyn
     activeFile = await fileSystem.open(segments[segments.length - 1].path, 'readWrite');
   }
   if (activeFile === null || replay.shape === null) {
+    // A new log (or one whose only segment never got its header): start at index 1.
     const created = await createSegment(fileSystem, directory, 1, 1, fsync);
-    return { recovered: { hardState: new LogShape(1).hardState, snapshot: null, entries: [], tornBytesCut: replay.tornBytesCut }, shape: new LogShape(1), segments: [created.segment], activeFile: created.file };
+    const shape = new LogShape(1);
+    return { recovered: { hardState: shape.hardState, snapshot: null, entries: [], tornBytesCut: replay.tornBytesCut }, shape, segments: [created.segment], activeFile: created.file };
   }
   try {
     checkConnected(replay.shape, replay.collector.entries, directory);
