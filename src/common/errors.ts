@@ -12,6 +12,10 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, message: 'No such route.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route.' },
   CONFLICT: { status: 409, message: 'The request conflicts with one in progress.' },
+  STALE_SEQUENCE: { status: 409, message: 'This client sequence number was already acknowledged or forgotten; it was not applied again.' },
+  UNSUPPORTED_COMMAND: { status: 400, message: 'The command is not supported by this version.' },
+  QUORUM_AT_RISK: { status: 409, message: 'The change would leave the cluster without a quorum of live voters; it was not made (force it to override).' },
+  LEARNER_BEHIND: { status: 409, message: 'The learner has not caught up with the leader\'s log; it was not promoted (force it to override).' },
   COMPACTED: { status: 410, message: 'The requested revision has been compacted.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The body must be JSON.' },
   TOO_LARGE: { status: 413, message: 'The request is too large.' },
@@ -24,6 +28,7 @@ export const ERROR_CATALOGUE = {
   DISK_FULL: { status: 507, message: 'The disk is full; the request was not proposed.' },
   OUTCOME_UNKNOWN: { status: 504, message: 'The request was proposed but its outcome is unknown; retry with the same client id and sequence number.' },
   SHUTTING_DOWN: { status: 503, message: 'The node is shutting down; the request was not proposed.' },
+  TRANSFER_FAILED: { status: 503, message: 'Leadership was not handed over in time; nothing changed.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -7,14 +7,19 @@
 // finds the latest change <= r, which compaction never removes.
 //
 // etcd's rule for what survives `compact R`: per key, every change above R, plus the latest change
-// <= R unless it is a tombstone. We get there by walking history upwards from the cursor to R: at
-// each change (revision r, key K) every older change of K is superseded for all reads >= R, so it
-// goes; and a tombstone at r <= R goes too, since "no entry" reads the same as "deleted". Each step
-// handles whole history records, so the state between steps still satisfies the rule for every
-// record below the cursor.
+// <= R unless it is a tombstone. We get there by walking history upwards from the cursor to R. At
+// each change (revision r, key K) the previous change of K is superseded for every read >= R, so
+// it goes; and a tombstone at r <= R goes too, since "no entry" reads the same as "deleted".
+//
+// Why removing just the *previous* change is enough: by induction over the walk, every change of K
+// below the one being looked at, except the latest, is already gone. Each history record names
+// its key's previous change while the key was live (previousRevision); a put that re-creates a
+// deleted key names none, and needs none, because the walk removed the tombstone before it and
+// everything the tombstone superseded. Steps handle whole records, so the state between steps
+// still satisfies the rule for every record below the cursor.
 
 import type { BinaryDb } from './engine.js';
-import { historyRecordKey, indexKey, indexKeyRevision, readU64, u64Key } from './encoding.js';
+import { historyRecordLinks, indexKey, readU64, u64Key } from './encoding.js';
 
 export interface CompactionDbs {
   readonly history: BinaryDb;
@@ -42,21 +47,13 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
   while (next <= target && visited < budgetRecords) {
     const limit = Math.min(BATCH_RECORDS, budgetRecords - visited);
     // Read the batch out first: deleting under an open cursor of the same database is not safe.
-    const batch: { revision: number; keyBytes: Buffer; tombstone: boolean }[] = [];
+    const batch: { revision: number; keyBytes: Buffer; tombstone: boolean; previousRevision: number }[] = [];
     for (const { key, value } of dbs.history.getRange({ start: u64Key(next), end: u64Key(target + 1), limit })) {
-      batch.push({ revision: readU64(key, 0), ...historyRecordKey(value) });
-    }
-    if (batch.length === 0) {
-      next = target + 1;
-      break;
+      batch.push({ revision: readU64(key, 0), ...historyRecordLinks(value) });
     }
     for (const change of batch) {
-      removed += removeOlderChanges(dbs, change.keyBytes, change.revision);
-      if (change.tombstone) {
-        dbs.history.removeSync(u64Key(change.revision));
-        dbs.revisions.removeSync(indexKey(change.keyBytes, change.revision));
-        removed += 1;
-      }
+      if (change.previousRevision > 0 && removeChange(dbs, change.keyBytes, change.previousRevision)) removed += 1;
+      if (change.tombstone && removeChange(dbs, change.keyBytes, change.revision)) removed += 1;
       next = change.revision + 1;
     }
     visited += batch.length;
@@ -65,13 +62,9 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
   return { cursor: next, recordsVisited: visited, recordsRemoved: removed };
 }
 
-/** Remove every change of the key below `revision` from history and the index. */
-function removeOlderChanges(dbs: CompactionDbs, keyBytes: Buffer, revision: number): number {
-  const older: Buffer[] = [];
-  for (const key of dbs.revisions.getKeys({ start: indexKey(keyBytes, 0), end: indexKey(keyBytes, revision) })) older.push(Buffer.from(key));
-  for (const key of older) {
-    dbs.history.removeSync(u64Key(indexKeyRevision(key)));
-    dbs.revisions.removeSync(key);
-  }
-  return older.length;
+/** Remove one change from history and from the per-key index; false if it was already gone. */
+function removeChange(dbs: CompactionDbs, keyBytes: Buffer, revision: number): boolean {
+  const removed = dbs.history.removeSync(u64Key(revision));
+  dbs.revisions.removeSync(indexKey(keyBytes, revision));
+  return removed;
 }

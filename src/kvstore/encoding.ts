@@ -77,36 +77,43 @@ export function decodeLive(value: Buffer): LiveRecord {
   return { modRevision: readU64(value, 0), createRevision: readU64(value, 8), version: readU64(value, 16) };
 }
 
-// ---- History: <revision u64> -> kind | createRevision | version | keyLength | key | value -------
+// ---- History: <revision u64> -> change record ------------------------------------------------
+//   kind u8 | createRevision u64 | version u64 | previousRevision u64 | keyLength u32 | key | value
 // Each change is stored whole under its revision, the key included, so compaction and snapshots
-// can walk history in revision order without a second lookup.
+// walk history in revision order without a second lookup. previousRevision is the key's change
+// just before this one while the key was live (0 for a put that creates the key): compaction
+// follows it instead of searching the per-key index.
 
 export const HISTORY_PUT = 1;
 export const HISTORY_TOMBSTONE = 2;
-const HISTORY_HEADER_BYTES = 1 + U64_BYTES + U64_BYTES + 4;
+const OFFSET_CREATE = 1;
+const OFFSET_VERSION = 9;
+const OFFSET_PREVIOUS = 17;
+const OFFSET_KEY_LENGTH = 25;
+export const HISTORY_HEADER_BYTES = 29;
 
 export type HistoryRecord =
-  | { readonly kind: 'put'; readonly keyBytes: Buffer; readonly createRevision: number; readonly version: number; readonly value: string }
-  | { readonly kind: 'tombstone'; readonly keyBytes: Buffer };
+  | { readonly kind: 'put'; readonly keyBytes: Buffer; readonly createRevision: number; readonly version: number; readonly previousRevision: number; readonly value: string }
+  | { readonly kind: 'tombstone'; readonly keyBytes: Buffer; readonly previousRevision: number };
 
-export function encodeHistoryPut(keyBytes: Buffer, value: string, createRevision: number, version: number): Buffer {
+export function encodeHistoryPut(keyBytes: Buffer, value: string, createRevision: number, version: number, previousRevision: number): Buffer {
   const valueBytes = Buffer.byteLength(value, 'utf8');
-  const record = Buffer.allocUnsafe(HISTORY_HEADER_BYTES + keyBytes.length + valueBytes);
-  record[0] = HISTORY_PUT;
-  writeU64(record, 1, createRevision);
-  writeU64(record, 9, version);
-  record.writeUInt32BE(keyBytes.length, 17);
-  keyBytes.copy(record, HISTORY_HEADER_BYTES);
+  const record = historyHeader(HISTORY_PUT, keyBytes, valueBytes, createRevision, version, previousRevision);
   record.write(value, HISTORY_HEADER_BYTES + keyBytes.length, valueBytes, 'utf8');
   return record;
 }
 
-export function encodeHistoryTombstone(keyBytes: Buffer): Buffer {
-  const record = Buffer.allocUnsafe(HISTORY_HEADER_BYTES + keyBytes.length);
-  record[0] = HISTORY_TOMBSTONE;
-  writeU64(record, 1, 0);
-  writeU64(record, 9, 0);
-  record.writeUInt32BE(keyBytes.length, 17);
+export function encodeHistoryTombstone(keyBytes: Buffer, previousRevision: number): Buffer {
+  return historyHeader(HISTORY_TOMBSTONE, keyBytes, 0, 0, 0, previousRevision);
+}
+
+function historyHeader(kind: number, keyBytes: Buffer, valueBytes: number, createRevision: number, version: number, previousRevision: number): Buffer {
+  const record = Buffer.allocUnsafe(HISTORY_HEADER_BYTES + keyBytes.length + valueBytes);
+  record[0] = kind;
+  writeU64(record, OFFSET_CREATE, createRevision);
+  writeU64(record, OFFSET_VERSION, version);
+  writeU64(record, OFFSET_PREVIOUS, previousRevision);
+  record.writeUInt32BE(keyBytes.length, OFFSET_KEY_LENGTH);
   keyBytes.copy(record, HISTORY_HEADER_BYTES);
   return record;
 }
@@ -116,31 +123,42 @@ export function historyRecordProblem(record: Buffer): string | null {
   if (record.length < HISTORY_HEADER_BYTES) return `history record of ${record.length} bytes is shorter than its header`;
   const kind = record[0];
   if (kind !== HISTORY_PUT && kind !== HISTORY_TOMBSTONE) return `history record of unknown kind ${kind}`;
-  const keyLength = record.readUInt32BE(17);
+  const keyLength = record.readUInt32BE(OFFSET_KEY_LENGTH);
   if (keyLength === 0 || HISTORY_HEADER_BYTES + keyLength > record.length) return 'history record key overruns the record';
   if (kind === HISTORY_TOMBSTONE && HISTORY_HEADER_BYTES + keyLength !== record.length) return 'tombstone carries a value';
-  for (const offset of [1, 9]) {
+  for (const offset of [OFFSET_CREATE, OFFSET_VERSION, OFFSET_PREVIOUS]) {
     if (record.readUInt32BE(offset) >= 0x20_0000) return 'history record integer beyond 2^53';
   }
   return null;
 }
 
-/** The key bytes of a history record, without decoding its value (compaction needs only these). */
-export function historyRecordKey(record: Buffer): { readonly keyBytes: Buffer; readonly tombstone: boolean } {
-  const keyLength = record.readUInt32BE(17);
-  return { keyBytes: Buffer.from(record.subarray(HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength)), tombstone: record[0] === HISTORY_TOMBSTONE };
+/** What compaction needs of a record, without decoding its value. */
+export function historyRecordLinks(record: Buffer): { readonly keyBytes: Buffer; readonly tombstone: boolean; readonly previousRevision: number } {
+  const keyLength = record.readUInt32BE(OFFSET_KEY_LENGTH);
+  return {
+    keyBytes: Buffer.from(record.subarray(HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength)),
+    tombstone: record[0] === HISTORY_TOMBSTONE,
+    previousRevision: readU64(record, OFFSET_PREVIOUS),
+  };
+}
+
+/** The value bytes of a put record, as a view (the hash feeds them without decoding). */
+export function historyValueBytes(record: Buffer): Buffer {
+  return record.subarray(HISTORY_HEADER_BYTES + record.readUInt32BE(OFFSET_KEY_LENGTH));
 }
 
 export function decodeHistory(record: Buffer): HistoryRecord {
-  const keyLength = record.readUInt32BE(17);
+  const keyLength = record.readUInt32BE(OFFSET_KEY_LENGTH);
   const keyBytes = Buffer.from(record.subarray(HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength));
-  if (record[0] === HISTORY_TOMBSTONE) return { kind: 'tombstone', keyBytes };
+  const previousRevision = readU64(record, OFFSET_PREVIOUS);
+  if (record[0] === HISTORY_TOMBSTONE) return { kind: 'tombstone', keyBytes, previousRevision };
   invariant(record[0] === HISTORY_PUT, () => `history record of unknown kind ${record[0]}`);
   return {
     kind: 'put',
     keyBytes,
-    createRevision: readU64(record, 1),
-    version: readU64(record, 9),
+    createRevision: readU64(record, OFFSET_CREATE),
+    version: readU64(record, OFFSET_VERSION),
+    previousRevision,
     value: record.toString('utf8', HISTORY_HEADER_BYTES + keyLength),
   };
 }

@@ -19,14 +19,17 @@
 //   recycled until a newer one is flushed, and on open after a reboot (the boot id changed) lmdb
 //   falls back to the last flushed snapshot. A machine crash therefore only rolls the engine back,
 //   and the WAL replays what was lost. A process kill keeps the latest commit (same boot id).
-// - The price: lmdb-js offers no way to defer the flush of a *synchronous* transaction, so each
-//   transactionSync commit ends with one fdatasync on the calling (main) thread, after the write
-//   lock is released. apply() batches every committed entry of a Ready into one transaction, so
-//   this is one flush per Ready, like the WAL's. The benchmark reports what it costs.
+// - The price: lmdb-js offers no way to defer the flush of a *synchronous* transaction (its
+//   overlapping-sync commit path flushes on the committing thread right after releasing the write
+//   lock), so each apply() ends with one fdatasync on the main thread. apply() takes every
+//   committed entry of a Ready in one transaction, so this is one flush per Ready, like the WAL's.
+//   bench/kvstore/apply.ts measures it: with a slow shared disk it, not the CPU, bounds throughput.
 // - `unsafeNoSync: true` opens with lmdb's `noSync` instead: no flush per commit, sync() flushes.
 //   A machine crash between syncs may corrupt the engine, so the name says so and it is opt-in.
-// - A snapshot import writes into a temp environment with `noSync` (a crash there only leaves a
-//   temp directory that open() removes) and flushes it with a forced sync before it is swapped in.
+// - A snapshot import writes into a temp environment with `noSync` ('bulk-load': a crash there only
+//   leaves a temp directory that open() removes) and flushes it with a forced sync before the swap.
+// - sync() is mdb_env_sync(force) on lmdb-js's worker thread: a real fdatasync of the data file,
+//   whatever the mode.
 
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 
@@ -120,6 +123,12 @@ export class Engine {
   transact<T>(body: () => T): T {
     this.checkOpen();
     return this.root.transactionSync(body, this.txnFlags);
+  }
+
+  /** Make the next implicit read see the latest commit (after a failed transaction). */
+  refreshReads(): void {
+    this.checkOpen();
+    this.root.resetReadTxn();
   }
 
   /** A read view pinned at the latest commit; the holder must release() it. */

@@ -43,7 +43,7 @@ export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revisi
   const createRevision = live === null ? revision : live.createRevision;
   const version = live === null ? 1 : live.version + 1;
   invariant(live === null || live.modRevision < revision, 'a put must take a revision above the key\'s last one');
-  dbs.history.putSync(u64Key(revision), encodeHistoryPut(keyBytes, value, createRevision, version));
+  appendHistory(dbs.history, revision, encodeHistoryPut(keyBytes, value, createRevision, version, live === null ? 0 : live.modRevision));
   dbs.revisions.putSync(indexKey(keyBytes, revision), EMPTY);
   dbs.live.putSync(keyBytes, encodeLive({ modRevision: revision, createRevision, version }));
   return { createRevision, version };
@@ -51,11 +51,22 @@ export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revisi
 
 /** Delete the key at `revision` if it exists; returns false (and writes nothing) if it does not. */
 export function deleteKey(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number): boolean {
-  if (dbs.live.getBinaryFast(keyBytes) === undefined) return false;
-  dbs.history.putSync(u64Key(revision), encodeHistoryTombstone(keyBytes));
+  const current = dbs.live.getBinaryFast(keyBytes);
+  if (current === undefined) return false;
+  appendHistory(dbs.history, revision, encodeHistoryTombstone(keyBytes, decodeLive(current).modRevision));
   dbs.revisions.putSync(indexKey(keyBytes, revision), EMPTY);
   dbs.live.removeSync(keyBytes);
   return true;
+}
+
+/**
+ * Each change takes a revision above every stored one, so history only ever grows at its end:
+ * lmdb's append mode skips the search and fills pages instead of splitting them in half.
+ */
+function appendHistory(history: BinaryDb, revision: number, record: Buffer): void {
+  // lmdb-js returns false (its typings say void) when an append would not be at the end.
+  const appended = history.putSync(u64Key(revision), record, { append: true }) as unknown as boolean;
+  invariant(appended, 'history must grow at its end');
 }
 
 /** The key as it is now, or null. */

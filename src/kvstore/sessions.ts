@@ -31,6 +31,9 @@ export const SESSION_IDLE_MS_MAX = 60 * 60 * 1000;
 const REINDEX_ENTRIES = 4096;
 const REINDEX_MS = 10_000;
 
+/** Up to this many acknowledged seqs are forgotten by point deletes instead of a cursor scan. */
+const POINT_DELETES_MAX = 32;
+
 const EMPTY = Buffer.alloc(0);
 
 export interface SessionDbs {
@@ -91,9 +94,7 @@ export class Sessions {
     const ackedSeq = Math.max(previous?.ackedSeq ?? 0, stamp.ackedSeq);
     let resultCount = previous?.resultCount ?? 0;
     let evictedSeqMax = previous?.evictedSeqMax ?? 0;
-    if (previous !== null && ackedSeq > previous.ackedSeq) {
-      resultCount -= this.removeResults(clientBytes, resultKey(clientBytes, ackedSeq + 1), Number.MAX_SAFE_INTEGER).removed;
-    }
+    if (previous !== null && ackedSeq > previous.ackedSeq && resultCount > 0) resultCount -= this.forgetAcknowledged(clientBytes, previous.ackedSeq, ackedSeq);
     this.dbs.results.putSync(resultKey(clientBytes, stamp.seq), Buffer.from(encodeValue(result)));
     resultCount += 1;
     if (resultCount > SESSION_RESULTS_MAX) {
@@ -188,6 +189,17 @@ export class Sessions {
     this.dbs.sessionsByIndex.removeSync(orderKey(session.indexedIndex, clientBytes));
     this.dbs.sessionsByTime.removeSync(orderKey(session.indexedProposedAtMs, clientBytes));
     this.dbs.sessions.removeSync(clientBytes);
+  }
+
+  /**
+   * Remove the results of seqs in (fromSeq, toSeq]. A client acknowledges a few seqs at a time, so
+   * deleting them by key is the common case; a long jump falls back to one range scan.
+   */
+  private forgetAcknowledged(clientBytes: Buffer, fromSeq: number, toSeq: number): number {
+    if (toSeq - fromSeq > POINT_DELETES_MAX) return this.removeResults(clientBytes, resultKey(clientBytes, toSeq + 1), Number.MAX_SAFE_INTEGER).removed;
+    let removed = 0;
+    for (let seq = fromSeq + 1; seq <= toSeq; seq++) if (this.dbs.results.removeSync(resultKey(clientBytes, seq))) removed += 1;
+    return removed;
   }
 
   /** Remove the client's results with keys below `end`, oldest first, at most `limit` of them. */

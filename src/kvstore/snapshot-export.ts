@@ -16,7 +16,7 @@ export interface ExportDbs {
  * After this many bytes the generator waits for the next macrotask, so that a consumer that never
  * waits on I/O (an in-process import, a test) cannot starve timers and sockets for the whole export.
  */
-const YIELD_TO_EVENT_LOOP_BYTES = 1024 * 1024;
+const YIELD_TO_EVENT_LOOP_BYTES = 256 * 1024;
 
 export async function* snapshotChunks(dbs: ExportDbs, lease: ReadLease, meta: StateMeta): AsyncGenerator<Uint8Array, void, undefined> {
   try {

@@ -1,5 +1,6 @@
-// The snapshot stream format, version 1. A logical image of the state machine, independent of the
-// engine's internal layout (the receiver rebuilds its own indexes):
+// The snapshot stream format, version 1: the state machine's primary data (history, sessions and
+// their results, in the record layouts of encoding.ts) and none of its indexes, which the receiver
+// rebuilds (the per-key revision index, the live key set, the session expiry orders):
 //
 //   header:  magic "RKVSNAP\0" (8 bytes) | format version u32 | header length u32 | header (MessagePack:
 //            appliedIndex, revision, compactedRevision, compactionCursor, newestProposedAtMs)
@@ -35,11 +36,16 @@ export const CHUNK_TARGET_BYTES = 64 * 1024;
 
 export type SnapshotRecordType = typeof RECORD_HISTORY | typeof RECORD_SESSION | typeof RECORD_RESULT;
 
-/** Builds the stream: feed it frames, take chunks when they are ready. */
+/**
+ * Builds the stream: feed it records, take chunks when they are ready. Records are copied into a
+ * chunk buffer and the checksum is fed whole chunks, which keeps the per-record cost to a copy.
+ */
 export class SnapshotWriter {
   private readonly digest: Hash = createHash('sha256');
-  private parts: Buffer[] = [];
-  private partsBytes = 0;
+  private buffer = Buffer.allocUnsafe(2 * CHUNK_TARGET_BYTES);
+  private used = 0;
+  /** Chunks ready to be taken, already fed to the checksum. */
+  private ready: Buffer[] = [];
   private finished = false;
 
   constructor(meta: StateMeta) {
@@ -54,51 +60,68 @@ export class SnapshotWriter {
     SNAPSHOT_MAGIC.copy(fixed, 0);
     fixed.writeUInt32BE(SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC.length);
     fixed.writeUInt32BE(header.length, SNAPSHOT_MAGIC.length + 4);
-    this.append(fixed);
-    this.append(header);
+    this.append(Buffer.concat([fixed, header]));
   }
 
   record(type: SnapshotRecordType, key: Uint8Array, value: Uint8Array): void {
-    const head = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
-    head[0] = type;
-    head.writeUInt32BE(key.length, 1);
-    head.writeUInt32BE(value.length, 5);
-    this.append(head);
-    this.append(key);
-    this.append(value);
+    if (this.finished) throw new Error('snapshot writer already finished');
+    const frameBytes = RECORD_HEADER_BYTES + key.length + value.length;
+    if (frameBytes > this.buffer.length) {
+      // A record larger than the chunk buffer (a big value) travels as a chunk of its own.
+      const frame = Buffer.allocUnsafe(frameBytes);
+      writeFrame(frame, 0, type, key, value);
+      this.append(frame);
+      return;
+    }
+    if (this.used + frameBytes > this.buffer.length) this.seal();
+    writeFrame(this.buffer, this.used, type, key, value);
+    this.used += frameBytes;
+    if (this.used >= CHUNK_TARGET_BYTES) this.seal();
   }
 
-  /** A chunk if enough bytes are buffered, else null. */
+  /** A chunk if one is ready, else null. */
   takeChunk(): Buffer | null {
-    if (this.partsBytes < CHUNK_TARGET_BYTES) return null;
-    return this.drain();
+    if (this.ready.length === 0) return null;
+    const chunk = this.ready.length === 1 ? this.ready[0] : Buffer.concat(this.ready);
+    this.ready = [];
+    return chunk;
   }
 
   /** Append the trailer and return the rest of the stream. */
   finish(): Buffer {
     if (this.finished) throw new Error('snapshot writer already finished');
+    this.seal();
     this.finished = true;
     const trailer = Buffer.allocUnsafe(1 + DIGEST_BYTES);
     trailer[0] = RECORD_TRAILER;
     this.digest.digest().copy(trailer, 1);
-    this.parts.push(trailer);
-    this.partsBytes += trailer.length;
-    return this.drain();
+    this.ready.push(trailer);
+    return this.takeChunk() as Buffer;
   }
 
-  private append(bytes: Uint8Array): void {
-    if (this.finished) throw new Error('snapshot writer already finished');
+  private append(bytes: Buffer): void {
+    this.seal();
     this.digest.update(bytes);
-    this.parts.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    this.partsBytes += bytes.length;
+    this.ready.push(bytes);
   }
 
-  private drain(): Buffer {
-    const chunk = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsBytes);
-    this.parts = [];
-    this.partsBytes = 0;
-    return chunk;
+  /** Close the chunk being filled: checksum it and queue it. */
+  private seal(): void {
+    if (this.used === 0) return;
+    const chunk = this.buffer.subarray(0, this.used);
+    this.digest.update(chunk);
+    this.ready.push(chunk);
+    this.buffer = Buffer.allocUnsafe(this.buffer.length);
+    this.used = 0;
   }
+}
+
+function writeFrame(target: Buffer, offset: number, type: SnapshotRecordType, key: Uint8Array, value: Uint8Array): void {
+  target[offset] = type;
+  target.writeUInt32BE(key.length, offset + 1);
+  target.writeUInt32BE(value.length, offset + 5);
+  target.set(key, offset + RECORD_HEADER_BYTES);
+  target.set(value, offset + RECORD_HEADER_BYTES + key.length);
 }
 
 export type SnapshotItem =

@@ -12,7 +12,8 @@ import {
   decodeHistory, encodeLive, historyRecordProblem, indexKey, orderKey, readU64, SESSION_RECORD_BYTES, U64_BYTES,
   decodeSession,
 } from './encoding.js';
-import { SnapshotFormatError } from './errors.js';
+import { KvInvariantError, SnapshotFormatError } from './errors.js';
+import { MAX_KEY_BYTES } from './limits.js';
 import { writeMeta, writeSchema, type StateMeta } from './meta.js';
 import { RECORD_HISTORY, RECORD_RESULT, RECORD_SESSION, SnapshotReader, type SnapshotItem } from './snapshot-format.js';
 
@@ -31,7 +32,7 @@ export async function buildFromSnapshot(engine: Engine, chunks: AsyncIterable<Ui
   for await (const chunk of chunks) {
     if (!(chunk instanceof Uint8Array)) throw new SnapshotFormatError('a snapshot chunk is not binary');
     const items = reader.push(chunk);
-    if (items.length > 0) engine.transact(() => { for (const item of items) writeItem(engine, progress, item); });
+    if (items.length > 0) engine.transact(() => { for (const item of items) writeCheckedItem(engine, progress, item); });
   }
   reader.end();
   const meta = progress.meta;
@@ -41,6 +42,16 @@ export async function buildFromSnapshot(engine: Engine, chunks: AsyncIterable<Ui
     writeMeta(engine.dbs.meta, meta);
   });
   return meta;
+}
+
+/** A broken invariant while decoding peer data means bad data, not a bug of ours. */
+function writeCheckedItem(engine: Engine, progress: ImportProgress, item: SnapshotItem): void {
+  try {
+    writeItem(engine, progress, item);
+  } catch (error) {
+    if (error instanceof KvInvariantError) throw new SnapshotFormatError(`a snapshot record is malformed: ${error.message}`);
+    throw error;
+  }
 }
 
 function writeItem(engine: Engine, progress: ImportProgress, item: SnapshotItem): void {
@@ -70,8 +81,12 @@ function writeHistory(engine: Engine, progress: ImportProgress, meta: StateMeta,
   const problem = historyRecordProblem(value);
   if (problem !== null) throw new SnapshotFormatError(problem);
   const record = decodeHistory(value);
+  // The index separates a key from its revision with 0x00, which valid keys never contain.
+  if (record.keyBytes.length > MAX_KEY_BYTES || record.keyBytes.includes(0)) throw new SnapshotFormatError(`history revision ${revision} holds an invalid key`);
   const { history, revisions, live } = engine.dbs;
-  history.putSync(key, value);
+  // Revisions arrive ascending into an empty database: lmdb's append mode skips the search and
+  // fills pages completely instead of splitting them in half.
+  if (!(history.putSync(key, value, { append: true }) as unknown as boolean)) throw new SnapshotFormatError(`history revision ${revision} is not above the previous one`);
   revisions.putSync(indexKey(record.keyBytes, revision), EMPTY);
   // Ascending order: the last change of each key decides whether it is live.
   if (record.kind === 'put') live.putSync(record.keyBytes, encodeLive({ modRevision: revision, createRevision: record.createRevision, version: record.version }));

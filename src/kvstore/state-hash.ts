@@ -1,41 +1,94 @@
 // A deterministic digest of the live key space, so replicas can compare their states at the same
 // applied index. It covers what clients can observe now (every live key with its value, revisions
-// and version) plus the store revision and the compacted revision; it does not cover history that
-// compaction has yet to remove physically, nor the engine's page layout, which may differ.
+// and version, in key order) plus the store revision and the compacted revision; it does not cover
+// history that compaction has yet to remove physically, nor the engine's page layout, which may
+// differ between replicas.
+//
+// The walk is a generator that pauses every HASH_KEYS_PER_STEP keys: hash() runs it to the end in
+// one go, hashAsync() gives the event loop a turn at each pause (a million keys take seconds).
 
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import type { Transaction } from 'lmdb';
 import type { BinaryDb } from './engine.js';
-import { decodeLive, HISTORY_PUT, u64Key, U64_BYTES, writeU64 } from './encoding.js';
+import { decodeLive, HISTORY_PUT, historyValueBytes, u64Key, U64_BYTES, writeU64 } from './encoding.js';
 import { KvInvariantError } from './errors.js';
 
-const HASH_DOMAIN = Buffer.from('raft-kv live-state hash v1\n', 'utf8');
-/** A history put record: kind | createRevision | version | key length | key | value. */
-const HISTORY_HEADER_BYTES = 1 + U64_BYTES + U64_BYTES + 4;
+export const HASH_KEYS_PER_STEP = 4096;
 
-export function hashLiveState(live: BinaryDb, history: BinaryDb, revision: number, compactedRevision: number): string {
+const HASH_DOMAIN = Buffer.from('raft-kv live-state hash v1\n', 'utf8');
+/** Small inputs are gathered here and fed to the digest together: far fewer native calls. */
+const SCRATCH_BYTES = 64 * 1024;
+const KEY_HEADER_BYTES = 4 + 4 + 3 * U64_BYTES;
+
+export interface HashInput {
+  readonly live: BinaryDb;
+  readonly history: BinaryDb;
+  readonly revision: number;
+  readonly compactedRevision: number;
+  /** A pinned read view; without one, the walk must not be paused across commits. */
+  readonly transaction?: Transaction;
+}
+
+/** Yields between steps of HASH_KEYS_PER_STEP keys; returns the hex digest. */
+export function* hashSteps(input: HashInput): Generator<void, string, undefined> {
   const digest = createHash('sha256');
-  const numbers = Buffer.allocUnsafe(4 * U64_BYTES);
-  writeU64(numbers, 0, revision);
-  writeU64(numbers, 8, compactedRevision);
-  digest.update(HASH_DOMAIN);
-  digest.update(numbers.subarray(0, 16));
-  const lengths = Buffer.allocUnsafe(8);
-  for (const { key, value } of live.getRange({})) {
+  const scratch = new Scratch(digest);
+  const head = Buffer.allocUnsafe(2 * U64_BYTES);
+  writeU64(head, 0, input.revision);
+  writeU64(head, 8, input.compactedRevision);
+  scratch.add(HASH_DOMAIN);
+  scratch.add(head);
+  const options = input.transaction === undefined ? {} : { transaction: input.transaction };
+  const keyHeader = Buffer.allocUnsafe(KEY_HEADER_BYTES);
+  let keysInStep = 0;
+  for (const { key, value } of input.live.getRange(options)) {
     const record = decodeLive(value);
-    const stored = history.getBinaryFast(u64Key(record.modRevision));
+    const stored = getBinaryFastIn(input.history, u64Key(record.modRevision), input.transaction);
     if (stored === undefined || stored[0] !== HISTORY_PUT) throw new KvInvariantError(`the live key's revision ${record.modRevision} has no put in history`);
-    const keyLength = stored.readUInt32BE(17);
-    const valueBytes = stored.subarray(HISTORY_HEADER_BYTES + keyLength);
+    const valueBytes = historyValueBytes(stored);
     // Lengths first, so that no two different states can feed the digest the same bytes.
-    lengths.writeUInt32BE(key.length, 0);
-    lengths.writeUInt32BE(valueBytes.length, 4);
-    writeU64(numbers, 0, record.createRevision);
-    writeU64(numbers, 8, record.modRevision);
-    writeU64(numbers, 16, record.version);
-    digest.update(lengths);
-    digest.update(key);
-    digest.update(numbers.subarray(0, 24));
-    digest.update(valueBytes);
+    keyHeader.writeUInt32BE(key.length, 0);
+    keyHeader.writeUInt32BE(valueBytes.length, 4);
+    writeU64(keyHeader, 8, record.createRevision);
+    writeU64(keyHeader, 16, record.modRevision);
+    writeU64(keyHeader, 24, record.version);
+    scratch.add(keyHeader);
+    scratch.add(key);
+    scratch.add(valueBytes);
+    if (++keysInStep === HASH_KEYS_PER_STEP) {
+      keysInStep = 0;
+      yield;
+    }
   }
+  scratch.flush();
   return digest.digest('hex');
+}
+
+/** lmdb-js's getBinaryFast takes read options too; its typings omit them. */
+function getBinaryFastIn(db: BinaryDb, key: Buffer, transaction: Transaction | undefined): Buffer | undefined {
+  if (transaction === undefined) return db.getBinaryFast(key);
+  return (db.getBinaryFast as (this: BinaryDb, id: Buffer, options: { transaction: Transaction }) => Buffer | undefined).call(db, key, { transaction });
+}
+
+class Scratch {
+  private readonly buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
+  private used = 0;
+
+  constructor(private readonly digest: Hash) {}
+
+  add(bytes: Uint8Array): void {
+    if (this.used + bytes.length > this.buffer.length) this.flush();
+    if (bytes.length > this.buffer.length) {
+      this.digest.update(bytes);
+      return;
+    }
+    this.buffer.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+
+  flush(): void {
+    if (this.used === 0) return;
+    this.digest.update(this.buffer.subarray(0, this.used));
+    this.used = 0;
+  }
 }

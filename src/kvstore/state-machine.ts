@@ -6,6 +6,7 @@
 // there. Replicas must agree bit for bit on every answer, so apply reads nothing but the entries
 // and the stored state: no clocks, no randomness, no configuration that could differ between nodes.
 
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../common/logger.js';
 import type { Entry } from '../raft/types.js';
 import { CommandDecodeError, decodeCommand, type KvCommand } from './commands.js';
@@ -19,7 +20,7 @@ import type { CommandResult } from './results.js';
 import { Sessions, type LogClock } from './sessions.js';
 import { snapshotChunks } from './snapshot-export.js';
 import { buildFromSnapshot } from './snapshot-import.js';
-import { hashLiveState } from './state-hash.js';
+import { hashSteps } from './state-hash.js';
 import { StoreDirectory } from './store-directory.js';
 
 export type { CommandResult } from './results.js';
@@ -58,7 +59,8 @@ export class KvStateMachine {
   private sessions: Sessions;
   private closed = false;
   private importing = false;
-  /** Set when a snapshot swap failed half-way: the in-memory handle no longer matches CURRENT. */
+  /** Set when the engine can no longer be trusted in this process (a failed flush, a snapshot
+   * swap that failed half-way); a restart reopens what is on disk. */
   private broken: Error | null = null;
   /** Engines replaced by a snapshot install that still serve exports started before the swap. */
   private readonly retiring = new Set<Engine>();
@@ -137,7 +139,7 @@ export class KvStateMachine {
       if (entries[i].index !== expected) throw new KvInvariantError(`entries are not contiguous: expected index ${expected}, got ${entries[i].index}`);
     }
     const state: Mutable<StateMeta> = { ...this.meta };
-    this.engine.transact(() => {
+    this.commit(() => {
       for (let i = first; i < entries.length; i++) this.applyEntry(state, entries[i], results);
       this.maintain(state, COMPACTION_RECORDS_PER_APPLY, SESSION_SWEEP_PER_APPLY);
       writeMeta(this.engine.dbs.meta, state);
@@ -155,7 +157,7 @@ export class KvStateMachine {
   runMaintenance(compactionRecords: number = COMPACTION_RECORDS_PER_APPLY, sessions: number = SESSION_SWEEP_PER_APPLY): { readonly compactionPending: boolean } {
     this.checkUsable();
     const state: Mutable<StateMeta> = { ...this.meta };
-    this.engine.transact(() => {
+    this.commit(() => {
       this.maintain(state, compactionRecords, sessions);
       writeMeta(this.engine.dbs.meta, state);
     });
@@ -196,10 +198,34 @@ export class KvStateMachine {
     };
   }
 
+  /**
+   * A deterministic hash of the live key space and revision at the applied index, for replicas to
+   * compare. Synchronous: for large states prefer hashAsync(), which does not stall the node.
+   */
   hash(): { readonly appliedIndex: number; readonly revision: number; readonly hash: string } {
     this.checkUsable();
     const { appliedIndex, revision, compactedRevision } = this.meta;
-    return { appliedIndex, revision, hash: hashLiveState(this.engine.dbs.live, this.engine.dbs.history, revision, compactedRevision) };
+    const steps = hashSteps({ live: this.engine.dbs.live, history: this.engine.dbs.history, revision, compactedRevision });
+    let step = steps.next();
+    while (step.done !== true) step = steps.next();
+    return { appliedIndex, revision, hash: step.value };
+  }
+
+  /** The same hash, computed from a pinned read view a few thousand keys per event-loop turn. */
+  async hashAsync(): Promise<{ readonly appliedIndex: number; readonly revision: number; readonly hash: string }> {
+    this.checkUsable();
+    const lease = this.engine.acquireReadLease();
+    try {
+      const { appliedIndex, revision, compactedRevision } = readMeta(this.engine.dbs.meta, lease.view);
+      const steps = hashSteps({ live: this.engine.dbs.live, history: this.engine.dbs.history, revision, compactedRevision, transaction: lease.view });
+      for (let step = steps.next(); ; step = steps.next()) {
+        if (step.done === true) return { appliedIndex, revision, hash: step.value };
+        await nextMacrotask();
+        if (!lease.valid) throw new Error('hash aborted: the state machine was closed or replaced while it was being read');
+      }
+    } finally {
+      lease.release();
+    }
   }
 
   /** Make everything applied so far durable; the runtime calls it before the WAL drops entries. */
@@ -267,6 +293,35 @@ export class KvStateMachine {
   }
 
   // ---- apply ---------------------------------------------------------------------------------
+
+  /**
+   * Run one write transaction. When it throws, ask the engine what really happened: lmdb aborts a
+   * transaction whose writes failed (a full disk), and the state machine stays usable; but if the
+   * commit went through and only its flush failed, the data is visible yet not known to be on
+   * disk, and a failed fsync stops the node (ARCHITECTURE.md, Durability).
+   */
+  private commit(body: () => void): void {
+    const before = this.meta;
+    try {
+      this.engine.transact(body);
+    } catch (error) {
+      let stored: StateMeta | null = null;
+      try {
+        this.engine.refreshReads();
+        stored = readMeta(this.engine.dbs.meta);
+      } catch {
+        // Cannot even read the meta back: treat as committed-but-unflushed.
+      }
+      if (stored === null || stored.appliedIndex !== before.appliedIndex || stored.compactionCursor !== before.compactionCursor) {
+        if (stored !== null) this.meta = stored;
+        this.broken = error as Error;
+        this.logger.error('the engine committed but could not flush; the state machine is unusable until restart', { error });
+      } else {
+        this.logger.error('an engine write transaction failed and was rolled back', { error });
+      }
+      throw error;
+    }
+  }
 
   private applyEntry(state: Mutable<StateMeta>, entry: Entry, results: Map<number, CommandResult>): void {
     state.appliedIndex = entry.index;
@@ -377,6 +432,6 @@ export class KvStateMachine {
 
   private checkUsable(): void {
     if (this.closed) throw new Error('the state machine is closed');
-    if (this.broken !== null) throw new Error(`the state machine is unusable after a failed snapshot swap: ${this.broken.message}`);
+    if (this.broken !== null) throw new Error(`the state machine is unusable until restart: ${this.broken.message}`);
   }
 }

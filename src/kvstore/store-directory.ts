@@ -43,7 +43,11 @@ export class StoreDirectory {
       if (name === CURRENT || name === generationName(current)) continue;
       if (name === CURRENT_TEMP || GENERATION_PATTERN.test(name)) await fs.rm(join(path, name), { recursive: true, force: true });
     }
-    await fs.access(join(path, generationName(current)));
+    try {
+      await fs.access(join(path, generationName(current)));
+    } catch {
+      throw new Error(`${join(path, CURRENT)} names ${generationName(current)}, which is missing: the state directory is damaged`);
+    }
     return { directory: new StoreDirectory(path, current), created: false };
   }
 
@@ -51,7 +55,7 @@ export class StoreDirectory {
     return this.generationNow;
   }
 
-  /** Where the live environment is (undefined before the first commit). */
+  /** Where the live environment is (the generation CURRENT names). */
   get liveEngineDirectory(): string {
     return join(this.path, generationName(this.generationNow));
   }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
+import type { Entry } from '../../../src/raft/types.js';
 import { applyOne, freshMachine, LogBuilder, tempDir } from './helpers.js';
 
 test('applying the same entries twice gives the same state: the replay is skipped', async () => {
@@ -64,13 +65,24 @@ test('a failed apply leaves nothing behind: not in the engine, not in the cached
   const log = new LogBuilder();
   try {
     sm.apply([log.put('a', '1')]);
-    const before = { hash: sm.hash(), applied: sm.appliedIndex, revision: sm.revision };
+    const before = { hash: sm.hash(), applied: sm.appliedIndex, revision: sm.revision, stats: sm.stats() };
     const good = log.put('b', '2');
     // A hole inside the batch is detected before anything is written.
     log.put('hole', 'x');
-    const after = log.put('c', '3');
-    assert.throws(() => sm.apply([good, after]), /not contiguous/);
-    assert.deepEqual({ hash: sm.hash(), applied: sm.appliedIndex, revision: sm.revision }, before);
+    const afterHole = log.put('c', '3');
+    assert.throws(() => sm.apply([good, afterHole]), /not contiguous/);
+    assert.deepEqual({ hash: sm.hash(), applied: sm.appliedIndex, revision: sm.revision, stats: sm.stats() }, before);
+
+    // A failure in the middle of the transaction (here an entry that blows up when read, standing
+    // in for a bug or an engine error) rolls back the entries before it in the same call.
+    const second = new LogBuilder(sm.appliedIndex + 1);
+    const first = second.put('b', '2', 1000, { clientId: 'c', seq: 1, ackedSeq: 0 });
+    const exploding = Object.defineProperty({ term: 1, index: first.index + 1, data: new Uint8Array() }, 'kind', { get: () => { throw new Error('boom'); } }) as unknown as Entry;
+    assert.throws(() => sm.apply([first, exploding]), /boom/);
+    assert.deepEqual({ hash: sm.hash(), applied: sm.appliedIndex, revision: sm.revision, stats: sm.stats() }, before);
+    // Still usable: the same entries apply normally afterwards, exactly once.
+    assert.equal(sm.apply([first]).get(first.index)?.kind, 'put');
+    assert.equal(sm.revision, 3);
   } finally {
     await done();
   }

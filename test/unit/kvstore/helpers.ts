@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCommand, type ClientStamp, type KvCommand } from '../../../src/kvstore/commands.js';
-import { KvStateMachine, type CommandResult } from '../../../src/kvstore/state-machine.js';
+import { KvStateMachine, type CommandResult, type KvStateMachineOptions } from '../../../src/kvstore/state-machine.js';
 import type { Entry } from '../../../src/raft/types.js';
 
 export function tempDir(prefix = 'kvstore-test-'): { readonly path: string; readonly remove: () => void } {
@@ -13,10 +13,13 @@ export function tempDir(prefix = 'kvstore-test-'): { readonly path: string; read
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** Open a state machine in a fresh temp directory; `done()` closes it and removes the directory. */
-export async function freshMachine(): Promise<{ readonly sm: KvStateMachine; readonly path: string; readonly done: () => Promise<void> }> {
+/**
+ * Open a state machine in a fresh temp directory; `done()` closes it and removes the directory.
+ * Tests of logic alone may pass `unsafeNoSync` so that a busy shared disk does not slow them down.
+ */
+export async function freshMachine(options: KvStateMachineOptions = {}): Promise<{ readonly sm: KvStateMachine; readonly path: string; readonly done: () => Promise<void> }> {
   const dir = tempDir();
-  const sm = await KvStateMachine.open(join(dir.path, 'state'));
+  const sm = await KvStateMachine.open(join(dir.path, 'state'), options);
   return { sm, path: join(dir.path, 'state'), done: async () => { await sm.close(); dir.remove(); } };
 }
 

@@ -112,6 +112,18 @@ export class ReferenceModel {
     return found;
   }
 
+  /** How many changes etcd's compaction rule keeps: per key, all above the compacted revision,
+   * plus the latest at or below it unless that is a delete. */
+  retainedChanges(): number {
+    const latestAtOrBelow = new Map<string, Change>();
+    let above = 0;
+    for (const change of this.changes) {
+      if (change.revision > this.compactedRevision) above += 1;
+      else latestAtOrBelow.set(change.key, change);
+    }
+    return above + [...latestAtOrBelow.values()].filter((change) => change.kv !== null).length;
+  }
+
   get liveKeys(): number {
     return this.live.size;
   }
