@@ -13,8 +13,10 @@
 // - stateMachineSafety: every node applies the same entry at the same index.
 // - committedOnMajority: when an entry is first applied anywhere, a majority durably holds it.
 // - monotonic: within one incarnation of a node, term, commit index and applied index never go back.
-// - applyOrder: a node applies consecutive indexes, each exactly once per incarnation.
 // - acknowledgedWriteLost: every acknowledged client write is in the final committed log.
+// The runtime and the disk report through `report()` what only they can see: persistBeforePromise
+// (a vote or acknowledgement left before the disk held what it promises), applyOrder, readyContract
+// and storageContract (the core's side of the Ready contract).
 
 import type { Entry, Index, NodeId, Term } from '../../src/raft/types.js';
 import type { Micros } from './events.js';

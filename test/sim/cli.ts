@@ -161,6 +161,11 @@ function failover(args: Arguments, trials: number): void {
 }
 
 async function main(): Promise<void> {
+  // `... --trace | head` closes the pipe early: that is not an error worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
   const args = parseArguments(process.argv.slice(2));
   if (args.failover !== null) {
     failover(args, args.failover);

@@ -7,7 +7,7 @@ import { defaultRaftConfig } from '../../src/raft/types.js';
 import { RaftNode, type ReadIndexResult } from '../../src/raft/node.js';
 import { SafetyChecker } from './checkers.js';
 import { SimDisk } from './disk.js';
-import { Simulation, type Micros } from './events.js';
+import { ms, Simulation, type Micros } from './events.js';
 import type { KvCommand } from './kv.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
 import type { Rng } from './rng.js';
@@ -24,6 +24,9 @@ export interface ClusterOptions {
   readonly network?: Partial<NetworkOptions>;
   readonly runtime?: Partial<RuntimeOptions>;
 }
+
+/** A snapshot transfer takes up to this much longer than an ordinary message. */
+const SNAPSHOT_TRANSFER_MICROS_MAX = ms(50);
 
 export const defaultNodeFactory: NodeFactory = (config, initial) => new RaftNode(config, initial);
 
@@ -160,7 +163,9 @@ export class Cluster {
   }
 
   private send(envelope: Envelope): void {
-    this.network.send(envelope.message.from, envelope.message.to, envelope);
+    // A snapshot is streamed on a connection of its own and takes longer than a message.
+    const extra = envelope.message.type === 'snapshotRequest' ? SNAPSHOT_TRANSFER_MICROS_MAX : 0;
+    this.network.send(envelope.message.from, envelope.message.to, envelope, extra);
   }
 
   private deliver(from: NodeId, to: NodeId, envelope: Envelope): void {

@@ -1,8 +1,8 @@
 // The random fault schedule of a run: every so often, one fault from a weighted menu. Partitions of
 // three kinds (a random split in two, one-way cuts, the leader isolated), heals, crashes of one
 // node, of the leader, and now and then of a majority (each restarted after a random downtime),
-// stalls of a node's event loop (a long GC pause), and bursts of loss, duplication and deep
-// reordering. Quiet spells let the cluster make progress.
+// stalls of a node's event loop (a long GC pause), leadership transfers, and bursts of loss,
+// duplication and deep reordering. Quiet spells let the cluster make progress.
 
 import type { NodeId } from '../../src/raft/types.js';
 import type { Cluster } from './cluster.js';
@@ -12,7 +12,7 @@ import type { Rng } from './rng.js';
 
 export type FaultKind =
   | 'quiet' | 'split' | 'oneWay' | 'isolateLeader' | 'heal' | 'crashOne' | 'crashLeader' | 'crashMajority'
-  | 'lossBurst' | 'duplicateBurst' | 'reorderBurst' | 'pause';
+  | 'lossBurst' | 'duplicateBurst' | 'reorderBurst' | 'pause' | 'transfer';
 
 const WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ['quiet', 6],
@@ -27,6 +27,7 @@ const WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ['duplicateBurst', 1],
   ['reorderBurst', 1],
   ['pause', 1.5],
+  ['transfer', 1],
 ];
 
 export interface FaultScheduleOptions {
@@ -155,6 +156,16 @@ export class FaultSchedule {
         const duration = rng.intBetween(ms(50), ms(1500));
         cluster.runtime(id).pause(duration);
         this.note(kind, `pause n${id} for ${(duration / 1000).toFixed(0)}ms`);
+        return;
+      }
+      case 'transfer': {
+        // Leadership transfer (thesis 3.10) to a random voter, or to the most up-to-date one.
+        const leader = cluster.leader();
+        if (leader === undefined || leader.isPaused) return;
+        const others = cluster.nodeIds.filter((id) => id !== leader.id);
+        const to = rng.chance(0.3) ? null : rng.pick(others);
+        const result = leader.transferLeadership(to);
+        this.note(kind, `transfer leadership n${leader.id} -> ${to === null ? 'best' : `n${to}`}: ${JSON.stringify(result)}`);
         return;
       }
       case 'reorderBurst':

@@ -73,7 +73,8 @@ export class SimNetwork<P> {
     return from === to || !this.cutLinks.has(`${from}>${to}`);
   }
 
-  send(from: NodeId, to: NodeId, payload: P): void {
+  /** Sends `payload`; a bulky one (a snapshot) may take up to `extraDelayMicrosMax` longer. */
+  send(from: NodeId, to: NodeId, payload: P, extraDelayMicrosMax: Micros = 0): void {
     this.stats.sent++;
     if (!this.isLinkUp(from, to)) {
       this.drop(from, to, payload, 'cut');
@@ -83,16 +84,17 @@ export class SimNetwork<P> {
       this.drop(from, to, payload, 'lost');
       return;
     }
-    this.schedule(from, to, payload);
+    this.schedule(from, to, payload, extraDelayMicrosMax);
     if (this.rng.chance(this.options.duplicateProbability)) {
       this.stats.duplicated++;
-      this.schedule(from, to, payload);
+      this.schedule(from, to, payload, extraDelayMicrosMax);
     }
   }
 
-  private schedule(from: NodeId, to: NodeId, payload: P): void {
+  private schedule(from: NodeId, to: NodeId, payload: P, extraDelayMicrosMax: Micros): void {
     const { delayMicrosMin, delayMicrosMax, delaySpikeProbability, delaySpikeMicrosMax } = this.options;
     let delay = this.rng.intBetween(delayMicrosMin, delayMicrosMax);
+    if (extraDelayMicrosMax > 0) delay += this.rng.intBetween(0, extraDelayMicrosMax);
     if (this.rng.chance(delaySpikeProbability)) delay += this.rng.intBetween(0, delaySpikeMicrosMax);
     this.sim.after(delay, () => {
       if (!this.isLinkUp(from, to)) {

@@ -35,6 +35,8 @@ export interface RunOptions {
   readonly lincheckBudgetMs?: number;
   /** Snapshot every N applied entries (0: never); by default the seed chooses. */
   readonly snapshotIntervalEntries?: number;
+  /** Share of gets served by ReadIndex instead of the log; by default the seed chooses 0, 0.5 or 1. */
+  readonly readIndexProbability?: number;
   /** Overrides of the core's configuration (not id or random). */
   readonly raftConfig?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   /** Keep running after the first violation. */
@@ -53,6 +55,7 @@ export interface RunStats {
   readonly clientCount: number;
   readonly snapshotIntervalEntries: number;
   readonly chaosMs: number;
+  readonly readIndexProbability: number;
   readonly raftConfig: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   readonly simulatedMs: number;
   readonly events: number;
@@ -92,6 +95,8 @@ interface Shape {
   readonly baseline: Partial<NetworkOptions>;
   readonly fullRestart: boolean;
   readonly chaosMs: number;
+  /** Share of gets served by ReadIndex rather than through the log. */
+  readonly readIndexProbability: number;
   /** Batching and protocol options of the core that this seed varies (timeouts stay the defaults). */
   readonly raftConfig: Partial<Omit<RaftConfig, 'id' | 'random'>>;
 }
@@ -110,6 +115,7 @@ function chooseShape(rng: Rng, options: RunOptions): Shape {
     delaySpikeMicrosMax: ms(30),
   };
   const fullRestart = rng.chance(0.25);
+  const readIndexProbability = options.readIndexProbability ?? rng.pick([0, 0.5, 1]);
   const chaosMs = options.chaosMs ?? rng.intBetween(CHAOS_MS_MIN, CHAOS_MS_MAX);
   // Tiny batches and windows make followers lag and entries of several terms travel separately,
   // which is where commit-rule and backtracking bugs show; pre-vote and check-quorum can be off.
@@ -120,7 +126,10 @@ function chooseShape(rng: Rng, options: RunOptions): Shape {
     ...(rng.chance(0.15) ? { checkQuorum: false } : {}),
     ...options.raftConfig,
   };
-  return { nodeCount, clientCount, snapshotIntervalEntries, snapshotKeepTailEntries, baseline, fullRestart, chaosMs, raftConfig };
+  return {
+    nodeCount, clientCount, snapshotIntervalEntries, snapshotKeepTailEntries, baseline, fullRestart, chaosMs, raftConfig,
+    readIndexProbability,
+  };
 }
 
 /** The fault phase lasts this long unless the options say otherwise (the seed chooses). */
@@ -154,7 +163,9 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     if (event.type === 'becameLeader') leaderTerms.add(event.term);
   };
 
-  const workload = new Workload(cluster, rng.fork('workload'), { clientCount: shape.clientCount });
+  const workload = new Workload(cluster, rng.fork('workload'), {
+    clientCount: shape.clientCount, readIndexProbability: shape.readIndexProbability,
+  });
   const faults = new FaultSchedule(cluster, rng.fork('faults'), {
     endMicros: chaosMicros,
     gapMicrosMin: ms(30),
@@ -177,7 +188,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
 
   trace.add(
     `run seed=${seed} nodes=${shape.nodeCount} clients=${shape.clientCount} chaos=${shape.chaosMs}ms ` +
-      `snapshotEvery=${shape.snapshotIntervalEntries} keepTail=${shape.snapshotKeepTailEntries} ` +
+      `snapshotEvery=${shape.snapshotIntervalEntries} keepTail=${shape.snapshotKeepTailEntries} readIndex=${shape.readIndexProbability} ` +
       `raft=${JSON.stringify(shape.raftConfig)} network=${JSON.stringify(shape.baseline)}`,
   );
   cluster.startAll();
@@ -197,7 +208,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     for (const id of cluster.downIds()) sim.after(healRng.intBetween(0, ms(50)), () => cluster.restart(id));
     trace.add(`HEAL network healed${shape.fullRestart ? ', whole cluster crashed' : ''}; restarting ${cluster.downIds().map((id) => `n${id}`).join(',') || 'nobody'}`);
     workload.onComplete = (operation) => {
-      if (recoveryMs === null && operation.status === 'ok' && operation.kind !== 'get' && operation.invokeTime >= healMicros) {
+      if (recoveryMs === null && operation.status === 'ok' && operation.kind !== 'get' && operation.invokeTime * 1000 >= healMicros) {
         recoveryMs = (sim.now - healMicros) / 1000;
         trace.add(`LIVE a write proposed after the heal committed, ${recoveryMs.toFixed(3)}ms after it`);
         sim.stop();
@@ -258,6 +269,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
       clientCount: shape.clientCount,
       snapshotIntervalEntries: shape.snapshotIntervalEntries,
       chaosMs: shape.chaosMs,
+      readIndexProbability: shape.readIndexProbability,
       raftConfig: shape.raftConfig,
       simulatedMs: sim.now / 1000,
       events: sim.eventCount,

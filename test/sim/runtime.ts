@@ -218,8 +218,13 @@ export class NodeRuntime {
     this.context.sim.at(this.pausedUntil, () => {
       if (incarnation !== this.incarnationValue || this.isPaused) return;
       this.context.trace.add(`n${this.id} resumes after a stall, ${this.held.length} messages waiting`);
+      // The woken event loop drains its sockets in no particular order, client requests among them.
       const waiting = this.held.splice(0, this.held.length);
-      for (const envelope of waiting) this.receive(envelope);
+      for (const envelope of waiting) {
+        this.context.sim.after(this.rng.intBetween(0, ms(3)), () => {
+          if (incarnation === this.incarnationValue) this.receive(envelope);
+        });
+      }
     });
   }
 
@@ -392,7 +397,10 @@ export class NodeRuntime {
     if (meta === null) return;
     const image = this.receivedImages.get(`${meta.index}/${meta.term}`);
     if (image === undefined) return;
-    this.receivedImages.clear();
+    // Newer images may have arrived meanwhile: the core may install one of them next.
+    for (const [key, received] of [...this.receivedImages]) {
+      if (received.index <= meta.index) this.receivedImages.delete(key);
+    }
     if (meta.index <= this.appliedIndex) {
       this.context.checker.report('readyContract', `n${this.id} was told to install snapshot ${meta.index} but has applied ${this.appliedIndex}`);
       return;
@@ -569,6 +577,7 @@ export class NodeRuntime {
     if (commit > this.lastCommit) {
       const commitTerm = this.termAt(commit);
       if (role === 'leader') checker.observeLeaderCommit(this.id, term, commit, commitTerm);
+      if (this.context.trace.enabled) this.context.trace.add(`n${this.id} commit ${this.lastCommit} -> ${commit}/${commitTerm ?? '?'}`);
       this.lastCommit = commit;
       if (role === 'leader' && commitTerm === term && this.leaderCommittedTerm !== term) {
         this.leaderCommittedTerm = term;

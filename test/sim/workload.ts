@@ -1,16 +1,20 @@
 // Simulated clients. Each client has one operation in flight at a time, on a few hot keys, sent to
 // the node it believes leads (following "not leader" hints, else picking a node at random); every
-// put writes a value never written before. Client links have the usual 1-5 ms delay but are never
-// cut: faults are between nodes. Outcomes, as a real client would learn them:
+// put writes a value never written before. A get goes through the log as a command or, as the seed
+// chooses, through ReadIndex on the node it reaches (a follower asks the leader for the index).
+// Client links have the usual 1-5 ms delay but are never cut: faults are between nodes. Outcomes,
+// as a real client would learn them:
 // - ok: the node it proposed to applied the entry at the returned index, with the same term and
-//   the same operation id; the output (a get's value, a delete's verdict) is taken at apply time;
-// - fail: propose() refused, or the node was down: definitely not in the log;
+//   the same operation id; the output (a get's value, a delete's verdict) is taken at apply time.
+//   A ReadIndex get is ok once the node applied up to its read index; it reads the value then;
+// - fail: propose() or readIndex() refused, or the node was down: definitely not in the log;
 // - unknown: the node crashed or lost its leadership, the index turned out to hold another entry,
 //   or the client's timeout passed. The operation may or may not take effect, at any later time.
 
-import type { Index, NodeId, Term } from '../../src/raft/types.js';
+import type { ReadIndexResult } from '../../src/raft/node.js';
+import type { Index, NodeId, ProposeResult, Term } from '../../src/raft/types.js';
 import type { Cluster } from './cluster.js';
-import { ms, type Micros } from './events.js';
+import { MICROS_PER_MS, ms, type Micros } from './events.js';
 import type { KvCommand, KvOp } from './kv.js';
 import type { Rng } from './rng.js';
 import type { ProposalOutcome } from './runtime.js';
@@ -26,6 +30,7 @@ export interface SimOperation {
   value?: string;
   output?: string | null;
   deleted?: boolean;
+  /** Simulated milliseconds (what the checker's explanations show). */
   invokeTime: number;
   completeTime: number | null;
   status: OpStatus;
@@ -41,6 +46,8 @@ export interface WorkloadOptions {
   readonly linkMicrosMax: Micros;
   readonly putProbability: number;
   readonly deleteProbability: number;
+  /** Probability that a get is served by ReadIndex (thesis 6.4) instead of going through the log. */
+  readonly readIndexProbability: number;
 }
 
 export const DEFAULT_WORKLOAD: WorkloadOptions = {
@@ -53,6 +60,7 @@ export const DEFAULT_WORKLOAD: WorkloadOptions = {
   linkMicrosMax: ms(5),
   putProbability: 0.5,
   deleteProbability: 0.15,
+  readIndexProbability: 0,
 };
 
 export interface AcknowledgedWrite {
@@ -72,6 +80,8 @@ interface InFlight {
   done: boolean;
   index: Index;
   term: Term;
+  /** A get served by ReadIndex rather than through the log. */
+  readonly viaReadIndex: boolean;
 }
 
 export class Workload {
@@ -142,7 +152,7 @@ export class Workload {
     const id = this.opIdNext++;
     const key = this.rng.pick(this.options.keys);
     const draw = this.rng.nextFloat();
-    const now = this.cluster.sim.now;
+    const now = this.cluster.sim.now / MICROS_PER_MS;
     if (draw < this.options.putProbability) {
       const count = (this.putCount[client] ?? 0) + 1;
       this.putCount[client] = count;
@@ -156,7 +166,8 @@ export class Workload {
     if (!this.issuing) return;
     const operation = this.nextOperation(client);
     this.history.push(operation);
-    const flight: InFlight = { operation, done: false, index: 0, term: 0 };
+    const viaReadIndex = operation.kind === 'get' && this.rng.chance(this.options.readIndexProbability);
+    const flight: InFlight = { operation, done: false, index: 0, term: 0, viaReadIndex };
     this.inFlight.set(operation.id, flight);
     const target = this.chooseNode(client);
     const command: KvCommand = operation.kind === 'put'
@@ -164,7 +175,8 @@ export class Workload {
       : { op: operation.kind, key: operation.key, opId: operation.id };
     const sim = this.cluster.sim;
     if (this.cluster.trace.enabled) {
-      this.cluster.trace.add(`client ${client} op ${operation.id} ${operation.kind} ${operation.key}${operation.kind === 'put' ? `=${operation.value}` : ''} -> n${target}`);
+      const how = viaReadIndex ? ' (ReadIndex)' : '';
+      this.cluster.trace.add(`client ${client} op ${operation.id} ${operation.kind} ${operation.key}${operation.kind === 'put' ? `=${operation.value}` : ''}${how} -> n${target}`);
     }
     sim.after(this.options.clientTimeoutMicros, () => {
       if (flight.done) return;
@@ -178,9 +190,20 @@ export class Workload {
         sim.at(this.cluster.availableAt(target), arrive);
         return;
       }
-      const result = this.cluster.propose(target, command, (outcome) => {
+      const respond = (outcome: ProposalOutcome): void => {
         sim.after(this.link(), () => this.onOutcome(client, flight, outcome));
-      });
+      };
+      let result: ReadIndexResult | ProposeResult | null;
+      if (flight.viaReadIndex) {
+        result = this.cluster.read(target, operation.id, operation.key, respond);
+      } else {
+        const proposed = this.cluster.propose(target, command, respond);
+        if (proposed?.ok === true) {
+          flight.index = proposed.index;
+          flight.term = proposed.term;
+        }
+        result = proposed;
+      }
       if (result === null) {
         sim.after(this.link(), () => {
           this.believedLeader[client] = 0;
@@ -193,8 +216,6 @@ export class Workload {
           this.complete(flight, 'fail');
         });
       } else {
-        flight.index = result.index;
-        flight.term = result.term;
         this.believedLeader[client] = target;
       }
     };
@@ -222,7 +243,7 @@ export class Workload {
     this.inFlight.delete(flight.operation.id);
     const operation = flight.operation;
     operation.status = status;
-    operation.completeTime = status === 'unknown' ? null : this.cluster.sim.now;
+    operation.completeTime = status === 'unknown' ? null : this.cluster.sim.now / MICROS_PER_MS;
     this.stats[status]++;
     if (this.cluster.trace.enabled) {
       const detail = operation.kind === 'put' ? `=${operation.value}` : operation.kind === 'get' && status === 'ok' ? ` -> ${operation.output}` :

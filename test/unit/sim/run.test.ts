@@ -108,6 +108,22 @@ test('a core that commits without a majority is caught', () => {
   assert.ok(found.properties.includes('committedOnMajority') || found.properties.includes('stateMachineSafety'), found.properties.join(','));
 });
 
+/** Serves ReadIndex reads without the heartbeat round that proves it still leads. */
+class ReadsWithoutQuorumRound extends RaftNode {
+  protected override readNeedsQuorumRound(): boolean {
+    return false;
+  }
+}
+
+test('a core that serves reads without confirming its leadership is caught by the linearizability check', () => {
+  // Without check-quorum a cut-off leader keeps leading, and answers reads from a stale state.
+  const found = firstViolation((config, initial) => new ReadsWithoutQuorumRound(config, initial), 25, {
+    chaosMs: 8000, lincheck: true, readIndexProbability: 1, raftConfig: { checkQuorum: false },
+  });
+  assert.ok(found !== null, 'no violation found');
+  assert.deepEqual(found.properties, ['linearizability']);
+});
+
 test('a failover trial measures a plausible, deterministic failover', () => {
   const trial = runFailoverTrial(3);
   assert.ok(trial.failoverMs !== null);
