@@ -103,6 +103,14 @@ export class RaftNode {
   get firstIndex(): Index { return this.log.firstIndex(); }
   get hardState(): HardState { return { term: this.currentTerm, votedFor: this.votedFor, commitIndex: this.log.committed }; }
   get membership(): Membership { return this.configs.current(); }
+  /** Index of the entry (or snapshot) that set the current membership; it is in force once that
+   * index is committed. */
+  get membershipIndex(): Index { return this.configs.currentIndex(); }
+  /** Leader: whether a membership change is appended but not yet committed (a new one would be
+   * refused with 'membershipChangePending'). */
+  get membershipChangePending(): boolean {
+    return this.roleNow === 'leader' && (this.pendingConfigIndex > this.log.committed || !this.committedInCurrentTerm());
+  }
   get transferee(): NodeId { return this.transferTarget; }
   /** The latest snapshot point recorded with compact() (or recovered, or received). */
   get latestSnapshot(): SnapshotMeta { return this.snapshot; }
@@ -155,9 +163,7 @@ export class RaftNode {
   proposeMembershipChange(change: MembershipChange): ProposeResult {
     const refusal = this.refuseProposal();
     if (refusal !== null) return refusal;
-    if (this.pendingConfigIndex > this.log.committed || !this.committedInCurrentTerm()) {
-      return { ok: false, reason: 'membershipChangePending' };
-    }
+    if (!this.membershipChangeAllowed()) return { ok: false, reason: 'membershipChangePending' };
     const next = applyMembershipChange(this.configs.current(), change);
     if (typeof next === 'string') return { ok: false, reason: 'invalidMembershipChange', detail: next };
     return this.appendAsLeader({ kind: 'config', term: this.currentTerm, index: this.log.lastIndex() + 1, membership: next });
@@ -306,6 +312,12 @@ export class RaftNode {
   /** The members whose acknowledgements count: voters only, never learners. */
   protected quorumMembers(): NodeId[] {
     return voterIds(this.configs.current());
+  }
+
+  /** Thesis 4.1: one change at a time (the previous one committed), and only once this leader has
+   * committed an entry of its own term. */
+  protected membershipChangeAllowed(): boolean {
+    return this.pendingConfigIndex <= this.log.committed && this.committedInCurrentTerm();
   }
 
   /** Whether a read must wait for a heartbeat round proving this node still leads. */
