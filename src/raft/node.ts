@@ -109,7 +109,7 @@ export class RaftNode {
   /** Leader: whether a membership change is appended but not yet committed (a new one would be
    * refused with 'membershipChangePending'). */
   get membershipChangePending(): boolean {
-    return this.roleNow === 'leader' && (this.pendingConfigIndex > this.log.committed || !this.committedInCurrentTerm());
+    return this.roleNow === 'leader' && !this.membershipChangeAllowed();
   }
   get transferee(): NodeId { return this.transferTarget; }
   /** The latest snapshot point recorded with compact() (or recovered, or received). */
@@ -354,8 +354,10 @@ export class RaftNode {
         // A deposed leader that missed the new term: tell it, so it steps down (with pre-vote it
         // would otherwise never learn, since our pre-votes do not raise its term).
         this.send({ type: 'appendResponse', from: this.config.id, to: message.from, term: this.currentTerm, success: false, matchIndex: 0, conflictIndex: 0, conflictTerm: 0, rejectedIndex: 0 });
-      } else if (message.type === 'voteRequest' && message.preVote) {
-        this.send({ type: 'voteResponse', from: this.config.id, to: message.from, term: this.currentTerm, preVote: true, granted: false });
+      } else if (message.type === 'voteRequest') {
+        // Paper Figure 2: reply false with our term, so a candidate that is behind learns of it
+        // (without an answer it may never catch up: simulator seed 3664).
+        this.send({ type: 'voteResponse', from: this.config.id, to: message.from, term: this.currentTerm, preVote: message.preVote, granted: false });
       }
       return false;
     }
@@ -393,9 +395,12 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // Only a node that campaigns restarts its clock. One that may not campaign (a learner, or a
+    // voter whose log does not yet name it one) must let its leader lease run out, or it would
+    // ignore every candidate's vote request for ever (found by simulator seed 2230).
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.isPromotable()) {
       this.electionElapsed = 0;
-      if (this.isPromotable()) this.campaign(this.config.preVote ? 'preVote' : 'election');
+      this.campaign(this.config.preVote ? 'preVote' : 'election');
     }
   }
 

@@ -11,14 +11,23 @@
 // - leaderCompleteness: a new leader holds every entry committed in an earlier term.
 // - leaderCommitsOwnTerm: a leader moves its commit index only onto an entry of its own term.
 // - stateMachineSafety: every node applies the same entry at the same index.
-// - committedOnMajority: when an entry is first applied anywhere, a majority durably holds it.
+// - committedOnMajority: when a leader moves its commit index, a majority of the voters of the
+//   configuration in force (the latest config entry in that leader's log, learners never counted)
+//   durably holds the entry; and no node applies an entry before some leader has committed it.
+// - leaderIsVoter: a node becomes leader only while it is a voter in its own current configuration.
+// - electedByMajority: a new leader holds real votes granted in its term by a majority of the voters
+//   of its configuration (itself included); learners' votes never count.
+// - snapshotMembership: a snapshot (taken or installed) records the configuration in force at its
+//   index, as the committed log says.
+// - replicaState: two state-machine images at the same index (snapshots taken, sent, installed) are
+//   identical, so a half-received or corrupted snapshot never goes unnoticed.
 // - monotonic: within one incarnation of a node, term, commit index and applied index never go back.
 // - acknowledgedWriteLost: every acknowledged client write is in the final committed log.
 // The runtime and the disk report through `report()` what only they can see: persistBeforePromise
 // (a vote or acknowledgement left before the disk held what it promises), applyOrder, readyContract
 // and storageContract (the core's side of the Ready contract).
 
-import type { Entry, Index, NodeId, Term } from '../../src/raft/types.js';
+import type { Entry, Index, Membership, NodeId, Term } from '../../src/raft/types.js';
 import type { Micros } from './events.js';
 import { entryIdentity } from './kv.js';
 
@@ -31,10 +40,16 @@ export interface Violation {
 
 /** What the checker may ask about the cluster. */
 export interface ClusterView {
-  /** The voters (the simulator does not change membership). */
-  readonly voterIds: readonly NodeId[];
   /** Whether node `id` durably holds the entry (index, term): in its synced log or snapshot. */
   durablyHolds(id: NodeId, index: Index, term: Term): boolean;
+}
+
+/** A configuration as the checkers compare them: members by id, with their roles. */
+export function describeMembership(membership: Membership): string {
+  return [...membership.members]
+    .sort((a, b) => a.id - b.id)
+    .map((member) => `${member.id}${member.role === 'learner' ? 'L' : ''}`)
+    .join(',');
 }
 
 interface RegisteredEntry {
@@ -66,12 +81,20 @@ export class SafetyChecker {
   /** Per leader term, the highest entry that term's leader committed (by counting replicas). */
   private readonly commitsByTerm = new Map<Term, { index: Index; entryTerm: Term; leader: NodeId }>();
   private readonly progress = new Map<NodeId, Progress>();
+  /** The highest index any leader has committed (by counting, or by stepping down right after). */
+  private leaderCommittedMax: Index = 0;
+  /** Config entries in the order they were first applied (so by index), after the founding one. */
+  private readonly appliedConfigs: { readonly index: Index; readonly members: string }[] = [];
+  /** A digest of the first state-machine image seen at each index. */
+  private readonly imageDigests = new Map<Index, { readonly digest: string; readonly by: NodeId; readonly what: string }>();
 
   constructor(
     private readonly view: ClusterView,
     private readonly clock: () => Micros,
     /** Stop recording after this many (the first one explains the run; the rest are fallout). */
     private readonly violationCountMax = 20,
+    /** The configuration every log starts from (the snapshot at index 0). */
+    private readonly foundingMembership: Membership | null = null,
   ) {}
 
   get ok(): boolean {
@@ -90,8 +113,15 @@ export class SafetyChecker {
   /** Called on every violation recorded (the run uses it to stop at the first one). */
   onViolation: ((violation: Violation) => void) | null = null;
 
+  private readonly ignored = new Set<string>();
+
+  /** Stop checking `property` (a test asking which other checker catches a broken core). */
+  ignore(property: string): void {
+    this.ignored.add(property);
+  }
+
   report(property: string, detail: string): void {
-    if (this.violations.length >= this.violationCountMax) return;
+    if (this.violations.length >= this.violationCountMax || this.ignored.has(property)) return;
     const violation = { property, detail, time: this.clock() };
     this.violations.push(violation);
     this.onViolation?.(violation);
@@ -122,8 +152,11 @@ export class SafetyChecker {
    * entry committed in an earlier term (paper 5.4); a leader of an older term elected late (its
    * vote replies were held up) need not hold what later terms committed.
    */
-  observeNewLeader(id: NodeId, term: Term, termAt: (index: Index) => Term | undefined, snapshotIndex: Index): void {
+  observeNewLeader(
+    id: NodeId, term: Term, termAt: (index: Index) => Term | undefined, snapshotIndex: Index, voters: readonly NodeId[] | null = null,
+  ): void {
     this.observeLeader(id, term);
+    if (voters !== null) this.checkElectorate(id, term, voters);
     let latest: { index: Index; entryTerm: Term; leader: NodeId; term: Term } | undefined;
     for (const [commitTerm, commit] of this.commitsByTerm) {
       if (commitTerm < term && (latest === undefined || commit.index > latest.index)) latest = { ...commit, term: commitTerm };
@@ -135,6 +168,22 @@ export class SafetyChecker {
         'leaderCompleteness',
         `n${id} became leader of term ${term} without entry ${latest.index}/${latest.entryTerm}, committed in term ` +
           `${latest.term} by n${latest.leader}; its log has ${held === undefined ? 'nothing' : `term ${held}`} there`,
+      );
+    }
+  }
+
+  /** A leader must be a voter of its own configuration, elected by a majority of its voters. */
+  private checkElectorate(id: NodeId, term: Term, voters: readonly NodeId[]): void {
+    if (!voters.includes(id)) {
+      this.report('leaderIsVoter', `n${id} became leader of term ${term} but is not a voter of its configuration {${voters.join(',')}}`);
+      return;
+    }
+    let granted = 0;
+    for (const voter of voters) if (voter === id || this.votes.get(`${voter}:${term}`) === id) granted++;
+    if (granted * 2 <= voters.length) {
+      this.report(
+        'electedByMajority',
+        `n${id} became leader of term ${term} with the votes of ${granted} of its ${voters.length} voters {${voters.join(',')}}`,
       );
     }
   }
@@ -186,7 +235,8 @@ export class SafetyChecker {
    * A leader advanced its commit index by counting replicas: paper 5.4.2 allows that only for an
    * entry of its own term (older entries are committed indirectly, by the ones that follow).
    */
-  observeLeaderCommit(id: NodeId, term: Term, commitIndex: Index, entryTerm: Term | undefined): void {
+  observeLeaderCommit(id: NodeId, term: Term, commitIndex: Index, entryTerm: Term | undefined, voters: readonly NodeId[] | null = null): void {
+    this.leaderCommittedMax = Math.max(this.leaderCommittedMax, commitIndex);
     if (entryTerm !== term) {
       this.report(
         'leaderCommitsOwnTerm',
@@ -194,8 +244,22 @@ export class SafetyChecker {
       );
       return;
     }
+    if (voters !== null) this.checkMajorityHolds(id, term, commitIndex, entryTerm, voters);
     const known = this.commitsByTerm.get(term);
     if (known === undefined || commitIndex > known.index) this.commitsByTerm.set(term, { index: commitIndex, entryTerm, leader: id });
+  }
+
+  /** A commit: the entry must be durable on a majority of the voters the leader counts with. */
+  private checkMajorityHolds(id: NodeId, term: Term, index: Index, entryTerm: Term, voters: readonly NodeId[]): void {
+    let holders = 0;
+    for (const voter of voters) if (this.view.durablyHolds(voter, index, entryTerm)) holders++;
+    if (holders * 2 <= voters.length) {
+      this.report(
+        'committedOnMajority',
+        `n${id}, leader of term ${term}, committed ${index}/${entryTerm} but only ${holders} of the ${voters.length} voters ` +
+          `{${voters.join(',')}} of its configuration durably hold it`,
+      );
+    }
   }
 
   /** Node `id` applied `entry` to its state machine. */
@@ -213,18 +277,51 @@ export class SafetyChecker {
       return;
     }
     this.applied[entry.index] = { term: entry.term, identity, firstAppliedBy: id };
-    this.checkMajorityHolds(id, entry);
-  }
-
-  /** The first apply of an index anywhere: the entry must be durable on a majority of voters. */
-  private checkMajorityHolds(id: NodeId, entry: Entry): void {
-    const voters = this.view.voterIds;
-    let holders = 0;
-    for (const voter of voters) if (this.view.durablyHolds(voter, entry.index, entry.term)) holders++;
-    if (holders * 2 <= voters.length) {
+    if (entry.index > this.leaderCommittedMax) {
       this.report(
         'committedOnMajority',
-        `n${id} applied ${entry.index}/${entry.term} but only ${holders} of ${voters.length} voters durably hold it`,
+        `n${id} applied ${entry.index}/${entry.term}, which no leader has committed (highest ${this.leaderCommittedMax})`,
+      );
+    }
+    if (entry.kind === 'config') this.appliedConfigs.push({ index: entry.index, members: describeMembership(entry.membership) });
+  }
+
+  // ---- Snapshots ------------------------------------------------------------------------------
+
+  /** The configuration in force at `index` by the committed log: the last config entry applied
+   * anywhere at or before it, else the founding one. Undefined when not known. */
+  private membershipAt(index: Index): string | undefined {
+    for (let k = this.appliedConfigs.length - 1; k >= 0; k--) {
+      const config = this.appliedConfigs[k] as { index: Index; members: string };
+      if (config.index <= index) return config.members;
+    }
+    return this.foundingMembership === null ? undefined : describeMembership(this.foundingMembership);
+  }
+
+  /** Node `id` took, installed or recovered a snapshot at `index` recording `membership`. */
+  observeSnapshotMembership(id: NodeId, what: string, index: Index, membership: Membership): void {
+    if (index > this.appliedIndexMax) return; // not applied anywhere yet: nothing to compare with
+    const expected = this.membershipAt(index);
+    const recorded = describeMembership(membership);
+    if (expected !== undefined && expected !== recorded) {
+      this.report(
+        'snapshotMembership',
+        `n${id} ${what} at ${index} records members {${recorded}} but the configuration in force there is {${expected}}`,
+      );
+    }
+  }
+
+  /** Node `id` holds state-machine image `digest` at `index` (`what`: taken, installed, ...). */
+  observeImage(id: NodeId, what: string, index: Index, digest: string): void {
+    const known = this.imageDigests.get(index);
+    if (known === undefined) {
+      this.imageDigests.set(index, { digest, by: id, what });
+      return;
+    }
+    if (known.digest !== digest) {
+      this.report(
+        'replicaState',
+        `the image n${id} ${what} at ${index} differs from the one n${known.by} ${known.what} there (${digest} vs ${known.digest})`,
       );
     }
   }

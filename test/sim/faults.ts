@@ -1,8 +1,11 @@
 // The random fault schedule of a run: every so often, one fault from a weighted menu. Partitions of
 // three kinds (a random split in two, one-way cuts, the leader isolated), heals, crashes of one
 // node, of the leader, and now and then of a majority (each restarted after a random downtime),
-// stalls of a node's event loop (a long GC pause), leadership transfers, and bursts of loss,
-// duplication and deep reordering. Quiet spells let the cluster make progress.
+// stalls of a node's event loop (a long GC pause), leadership transfers, compaction of a node's log
+// at a random point (so followers and joining nodes need snapshots), a crash of a node right after it
+// grants a vote (restarted a few milliseconds later: what it promised must have been on disk), and
+// bursts of loss, duplication and deep reordering. Quiet spells let the cluster make progress.
+// Faults pick among the nodes that exist now (founding and joined, not retired).
 
 import type { NodeId } from '../../src/raft/types.js';
 import type { Cluster } from './cluster.js';
@@ -12,9 +15,9 @@ import type { Rng } from './rng.js';
 
 export type FaultKind =
   | 'quiet' | 'split' | 'oneWay' | 'isolateLeader' | 'heal' | 'crashOne' | 'crashLeader' | 'crashMajority'
-  | 'lossBurst' | 'duplicateBurst' | 'reorderBurst' | 'pause' | 'transfer';
+  | 'lossBurst' | 'duplicateBurst' | 'reorderBurst' | 'pause' | 'transfer' | 'compact' | 'crashAfterVote';
 
-const WEIGHTS: readonly (readonly [FaultKind, number])[] = [
+export const DEFAULT_FAULT_WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ['quiet', 6],
   ['split', 3],
   ['oneWay', 2],
@@ -27,7 +30,9 @@ const WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ['duplicateBurst', 1],
   ['reorderBurst', 1],
   ['pause', 1.5],
-  ['transfer', 1],
+  ['transfer', 1.5],
+  ['compact', 2],
+  ['crashAfterVote', 0.5],
 ];
 
 export interface FaultScheduleOptions {
@@ -39,14 +44,18 @@ export interface FaultScheduleOptions {
   readonly downtimeMicrosMax: Micros;
   /** The network settings outside bursts. */
   readonly baseline: Partial<NetworkOptions>;
+  /** Overrides of the menu's weights (a test focusing on one fault). */
+  readonly weights?: Partial<Record<FaultKind, number>>;
+  /** Probability that any granted vote gets its voter crashed right after (besides 'crashAfterVote'). */
+  readonly voteCrashProbability?: number;
 }
 
 export type FaultCounts = Partial<Record<FaultKind, number>>;
 
-function choose(rng: Rng): FaultKind {
-  const total = WEIGHTS.reduce((sum, [, weight]) => sum + weight, 0);
+function choose(rng: Rng, weights: readonly (readonly [FaultKind, number])[]): FaultKind {
+  const total = weights.reduce((sum, [, weight]) => sum + weight, 0);
   let draw = rng.nextFloat() * total;
-  for (const [kind, weight] of WEIGHTS) {
+  for (const [kind, weight] of weights) {
     draw -= weight;
     if (draw < 0) return kind;
   }
@@ -56,15 +65,38 @@ function choose(rng: Rng): FaultKind {
 export class FaultSchedule {
   readonly counts: FaultCounts = {};
   private burstEndsMicros = 0;
+  private readonly weights: readonly (readonly [FaultKind, number])[];
+  /** 'crashAfterVote' was injected: the next node to grant a vote crashes right after. */
+  private voteCrashArmed = false;
 
   constructor(
     private readonly cluster: Cluster,
     private readonly rng: Rng,
     private readonly options: FaultScheduleOptions,
-  ) {}
+  ) {
+    const overrides = options.weights ?? {};
+    this.weights = DEFAULT_FAULT_WEIGHTS.map(([kind, weight]) => [kind, overrides[kind] ?? weight] as const);
+  }
 
   start(): void {
+    this.cluster.listener.voteGranted = (id) => this.onVoteGranted(id);
     this.scheduleNext();
+  }
+
+  /** A node is granting a vote: maybe crash it right after the message left, and restart it soon. */
+  private onVoteGranted(id: NodeId): void {
+    const cluster = this.cluster;
+    if (cluster.sim.now >= this.options.endMicros) return;
+    const armed = this.voteCrashArmed;
+    if (!armed && !this.rng.chance(this.options.voteCrashProbability ?? 0)) return;
+    this.voteCrashArmed = false;
+    const incarnation = cluster.runtime(id).incarnation;
+    cluster.sim.after(this.rng.intBetween(0, ms(1)), () => {
+      if (cluster.runtime(id).incarnation !== incarnation || !cluster.isUp(id)) return;
+      cluster.crash(id);
+      this.note('crashAfterVote', `crash n${id} right after it granted a vote`);
+      cluster.sim.after(this.rng.intBetween(ms(1), ms(10)), () => cluster.restart(id));
+    });
   }
 
   private scheduleNext(): void {
@@ -72,7 +104,7 @@ export class FaultSchedule {
     const at = sim.now + this.rng.intBetween(this.options.gapMicrosMin, this.options.gapMicrosMax);
     if (at >= this.options.endMicros) return;
     sim.at(at, () => {
-      this.inject(choose(this.rng));
+      this.inject(choose(this.rng, this.weights));
       this.scheduleNext();
     });
   }
@@ -159,15 +191,32 @@ export class FaultSchedule {
         return;
       }
       case 'transfer': {
-        // Leadership transfer (thesis 3.10) to a random voter, or to the most up-to-date one.
+        // Leadership transfer (thesis 3.10) to a random member (a learner is refused), or to the
+        // most up-to-date voter.
         const leader = cluster.leader();
-        if (leader === undefined || leader.isPaused) return;
-        const others = cluster.nodeIds.filter((id) => id !== leader.id);
-        const to = rng.chance(0.3) ? null : rng.pick(others);
+        if (leader === undefined || leader.isPaused || leader.node === null) return;
+        const others = leader.node.membership.members.map((member) => member.id).filter((id) => id !== leader.id);
+        const to = rng.chance(0.3) || others.length === 0 ? null : rng.pick(others);
         const result = leader.transferLeadership(to);
         this.note(kind, `transfer leadership n${leader.id} -> ${to === null ? 'best' : `n${to}`}: ${JSON.stringify(result)}`);
         return;
       }
+      case 'compact': {
+        // A snapshot and compaction at a random point, most often on the leader, so that lagging
+        // followers and joining nodes must be sent a snapshot.
+        const leader = cluster.leader();
+        const up = cluster.upIds();
+        if (up.length === 0) return;
+        const id = leader !== undefined && rng.chance(0.6) ? leader.id : rng.pick(up);
+        const keep = rng.chance(0.5) ? 0 : rng.intBetween(1, 20);
+        cluster.runtime(id).compactNow(keep);
+        this.note(kind, `compact n${id} keeping ${keep} entries`);
+        return;
+      }
+      case 'crashAfterVote':
+        this.voteCrashArmed = true;
+        this.note(kind, 'the next node to grant a vote will crash right after');
+        return;
       case 'reorderBurst':
         this.burst(kind, { delaySpikeProbability: 0.05 + 0.3 * rng.nextFloat(), delaySpikeMicrosMax: ms(50) });
         return;

@@ -146,3 +146,15 @@ export class KvStateMachine {
 export function emptyImage(membership: Membership): KvImage {
   return Object.freeze({ index: 0, term: 0, membership, pairs: Object.freeze([]) });
 }
+
+/** A short digest of an image's contents (index, term and every pair): what a snapshot file's
+ * checksum would catch, and what replicas compare to find divergence. FNV-1a, 32 bits, in hex. */
+export function imageDigest(image: KvImage): string {
+  let hash = 0x811c9dc5;
+  const text = `${image.index}/${image.term}:${JSON.stringify(image.pairs)}`;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return `${(hash >>> 0).toString(16).padStart(8, '0')}:${image.pairs.length}`;
+}

@@ -51,14 +51,26 @@ export class SimNetwork<P> {
   private readonly cutLinks = new Set<string>();
   readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0 };
 
+  private readonly nodeIdList: NodeId[];
+
   constructor(
     private readonly sim: Simulation,
     private readonly rng: Rng,
-    readonly nodeIds: readonly NodeId[],
+    nodeIds: readonly NodeId[],
     options: Partial<NetworkOptions>,
     private readonly observer: NetworkObserver<P>,
   ) {
+    this.nodeIdList = [...nodeIds];
     this.options = { ...DEFAULT_NETWORK_OPTIONS, ...options };
+  }
+
+  /** The nodes attached to the network (a node that joins the cluster is attached when it starts). */
+  get nodeIds(): readonly NodeId[] {
+    return this.nodeIdList;
+  }
+
+  addNode(id: NodeId): void {
+    if (!this.nodeIdList.includes(id)) this.nodeIdList.push(id);
   }
 
   get settings(): NetworkOptions {

@@ -3,15 +3,18 @@
 // checks liveness (a leader is elected and a new write commits within a bounded time, then every
 // node catches up to it), checks that no acknowledged write was lost, and checks the client history
 // for linearizability. The safety checkers run all along; the run stops at the first violation.
-// One seed is one run, exactly.
+// One seed is one run, exactly. Alongside the faults, an operator changes the membership (grow,
+// shrink, replace, learners; see membership.ts) in most seeds.
 
 import { performance } from 'node:perf_hooks';
 import type { NodeId, RaftConfig } from '../../src/raft/types.js';
 import { defaultRaftConfig } from '../../src/raft/types.js';
 import { checkLinearizable } from '../lincheck/index.js';
-import { Cluster } from './cluster.js';
+import { memberIds } from '../../src/raft/membership.js';
+import { Cluster, type ClusterStats, type JoinBootstrap, type SnapshotStreamOptions } from './cluster.js';
 import { ms, type Micros } from './events.js';
-import { FaultSchedule, type FaultCounts } from './faults.js';
+import { FaultSchedule, type FaultCounts, type FaultKind } from './faults.js';
+import { MembershipOperator, type MembershipMode, type MembershipStats } from './membership.js';
 import type { NetworkOptions, NetworkStats } from './network.js';
 import { rootRng, type Rng } from './rng.js';
 import type { NodeFactory, RuntimeOptions } from './runtime.js';
@@ -41,6 +44,23 @@ export interface RunOptions {
   readonly raftConfig?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   /** Keep running after the first violation. */
   readonly continueAfterViolation?: boolean;
+  /** Membership changes during the fault phase; by default the seed chooses. */
+  readonly membership?: MembershipMode;
+  /** Overrides of the fault menu's weights. */
+  readonly faultWeights?: Partial<Record<FaultKind, number>>;
+  /** Probability that a granted vote crashes its voter right after; by default the seed chooses. */
+  readonly voteCrashProbability?: number;
+  /** Snapshot transfers breaking off midway; by default the seed chooses. */
+  readonly snapshotStream?: Partial<SnapshotStreamOptions>;
+  /** Shares of clients that route each request to a random node, and that only read. */
+  readonly randomRoutingProbability?: number;
+  readonly readerProbability?: number;
+  /** How a joining node's empty disk is bootstrapped (default 'founding'; see cluster.ts). */
+  readonly joinBootstrap?: JoinBootstrap;
+  /** Properties not to check (to ask which other checker catches a broken core). */
+  readonly ignoreProperties?: readonly string[];
+  /** Runtime options only tests set (a deliberately broken runtime). */
+  readonly installPartialSnapshots?: boolean;
 }
 
 export interface RunViolation {
@@ -73,6 +93,15 @@ export interface RunStats {
   readonly recoveryMs: number | null;
   readonly snapshotsTaken: number;
   readonly snapshotsInstalled: number;
+  readonly membershipMode: MembershipMode;
+  readonly membership: MembershipStats;
+  readonly cluster: ClusterStats;
+  /** The voters and learners of the leader's configuration at the end (or of the founding one). */
+  readonly finalMembers: string;
+  /** ReadIndex: heartbeat rounds leaders started, and reads answered ok. */
+  readonly readRounds: number;
+  readonly readsServed: number;
+  readonly readsServedOnFollower: number;
   readonly lincheck: 'linearizable' | 'violation' | 'unknown' | 'skipped';
 }
 
@@ -99,6 +128,11 @@ interface Shape {
   readonly readIndexProbability: number;
   /** Batching and protocol options of the core that this seed varies (timeouts stay the defaults). */
   readonly raftConfig: Partial<Omit<RaftConfig, 'id' | 'random'>>;
+  readonly membershipMode: MembershipMode;
+  readonly snapshotStream: Partial<SnapshotStreamOptions>;
+  readonly voteCrashProbability: number;
+  readonly randomRoutingProbability: number;
+  readonly readerProbability: number;
 }
 
 /** The seed's choices of cluster size, load and baseline network quality. */
@@ -126,9 +160,17 @@ function chooseShape(rng: Rng, options: RunOptions): Shape {
     ...(rng.chance(0.15) ? { checkQuorum: false } : {}),
     ...options.raftConfig,
   };
+  // Drawn after the older choices, so those stay what they were for a given seed.
+  const membershipMode = options.membership ?? rng.pick<MembershipMode>(['off', 'steady', 'steady', 'steady', 'aggressive', 'aggressive']);
+  const snapshotStream: Partial<SnapshotStreamOptions> = options.snapshotStream ?? (rng.chance(0.5)
+    ? { resetProbability: 0.5 * rng.nextFloat(), ackLostProbability: 0.2 * rng.nextFloat(), chunkCountMax: rng.intBetween(1, 6) }
+    : {});
+  const voteCrashProbability = options.voteCrashProbability ?? (rng.chance(0.2) ? 0.3 * rng.nextFloat() : 0);
+  const randomRoutingProbability = options.randomRoutingProbability ?? rng.pick([0, 0.3, 1]);
+  const readerProbability = options.readerProbability ?? rng.pick([0, 0, 0.3]);
   return {
     nodeCount, clientCount, snapshotIntervalEntries, snapshotKeepTailEntries, baseline, fullRestart, chaosMs, raftConfig,
-    readIndexProbability,
+    readIndexProbability, membershipMode, snapshotStream, voteCrashProbability, randomRoutingProbability, readerProbability,
   };
 }
 
@@ -149,11 +191,14 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     snapshotKeepTailEntries: shape.snapshotKeepTailEntries,
     configFor: (id: NodeId, random: Rng) => ({ ...defaultRaftConfig(id, random), ...shape.raftConfig }),
     ...(options.nodeFactory !== undefined ? { nodeFactory: options.nodeFactory } : {}),
+    ...(options.installPartialSnapshots === true ? { installPartialSnapshots: true } : {}),
   };
   const cluster = new Cluster({
     nodeCount: shape.nodeCount, rng, trace: options.trace ?? false, network: shape.baseline, runtime: runtimeOptions,
+    snapshotStream: shape.snapshotStream, joinBootstrap: options.joinBootstrap ?? 'founding',
   });
   const { sim, checker, trace } = cluster;
+  for (const property of options.ignoreProperties ?? []) checker.ignore(property);
   if (!options.continueAfterViolation) checker.onViolation = () => sim.stop();
 
   let elections = 0;
@@ -165,6 +210,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
 
   const workload = new Workload(cluster, rng.fork('workload'), {
     clientCount: shape.clientCount, readIndexProbability: shape.readIndexProbability,
+    randomRoutingProbability: shape.randomRoutingProbability, readerProbability: shape.readerProbability,
   });
   const faults = new FaultSchedule(cluster, rng.fork('faults'), {
     endMicros: chaosMicros,
@@ -173,7 +219,10 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     downtimeMicrosMin: ms(10),
     downtimeMicrosMax: ms(800),
     baseline: shape.baseline,
+    voteCrashProbability: shape.voteCrashProbability,
+    ...(options.faultWeights !== undefined ? { weights: options.faultWeights } : {}),
   });
+  const operator = new MembershipOperator(cluster, rng.fork('membership'), { mode: shape.membershipMode, endMicros: chaosMicros });
 
   const stopped = (): boolean => !checker.ok && !options.continueAfterViolation;
   const run = (until: Micros): void => {
@@ -189,11 +238,14 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   trace.add(
     `run seed=${seed} nodes=${shape.nodeCount} clients=${shape.clientCount} chaos=${shape.chaosMs}ms ` +
       `snapshotEvery=${shape.snapshotIntervalEntries} keepTail=${shape.snapshotKeepTailEntries} readIndex=${shape.readIndexProbability} ` +
-      `raft=${JSON.stringify(shape.raftConfig)} network=${JSON.stringify(shape.baseline)}`,
+      `raft=${JSON.stringify(shape.raftConfig)} network=${JSON.stringify(shape.baseline)} membership=${shape.membershipMode} ` +
+      `snapshotStream=${JSON.stringify(shape.snapshotStream)} voteCrash=${shape.voteCrashProbability.toFixed(3)}`,
   );
   cluster.startAll();
   workload.start();
+  trace.add(`clients ${workload.describeClients()} (s sticky, r random routing, R reader)`);
   if (options.faults ?? true) faults.start();
+  operator.start();
   run(chaosMicros);
 
   // Heal everything, restart every crashed node (sometimes the whole cluster), then wait for a
@@ -219,9 +271,10 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     if (recoveryMs === null && !stopped()) {
       checker.report('liveness', `no write committed within ${livenessMicros / 1000}ms of the heal (${describeNodes(cluster)})`);
     }
-    // Every node, however far behind (or restored from however old a state), must catch up.
+    // Every member, voter or learner, however far behind (or restored from however old a state, or
+    // joined with an empty disk), must catch up.
     const target = workload.acknowledged[workload.acknowledged.length - 1]?.index ?? 0;
-    const caughtUp = (): boolean => cluster.all.every((runtime) => runtime.stateMachine.appliedIndex >= target);
+    const caughtUp = (): boolean => currentMembers(cluster).every((id) => cluster.runtime(id).stateMachine.appliedIndex >= target);
     const catchUpEnd = sim.now + livenessMicros;
     while (recoveryMs !== null && !stopped() && !caughtUp() && sim.now < catchUpEnd) run(sim.now + ms(10));
     if (recoveryMs !== null && !stopped() && !caughtUp()) {
@@ -230,6 +283,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   }
 
   // Let operations in flight finish, then the end-of-run checks.
+  operator.stop();
   workload.stopIssuing();
   const drainEnd = sim.now + ms(1100);
   while (!stopped() && workload.inFlightCount > 0 && sim.now < drainEnd) run(sim.now + ms(5));
@@ -256,11 +310,19 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   let commitIndexMax = 0;
   let snapshotsTaken = 0;
   let snapshotsInstalled = 0;
+  let readRounds = 0;
+  let readsServed = 0;
+  let readsServedOnFollower = 0;
   for (const runtime of cluster.all) {
     commitIndexMax = Math.max(commitIndexMax, runtime.node?.commitIndex ?? runtime.disk.durable.hardState.commitIndex);
     snapshotsTaken += runtime.stats.snapshotsTaken;
     snapshotsInstalled += runtime.stats.snapshotsInstalled;
+    readRounds += runtime.stats.readRounds;
+    readsServed += runtime.stats.readsServed;
+    readsServedOnFollower += runtime.stats.readsServedOnFollower;
   }
+  const finalLeader = cluster.leader()?.node ?? null;
+  const finalMembership = finalLeader?.membership ?? cluster.membership;
   return {
     seed,
     violations: checker.violations.map((v) => ({ property: v.property, detail: v.detail, atMs: v.time / 1000 })),
@@ -286,6 +348,13 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
       recoveryMs,
       snapshotsTaken,
       snapshotsInstalled,
+      membershipMode: shape.membershipMode,
+      membership: { ...operator.stats },
+      cluster: { ...cluster.stats },
+      finalMembers: [...finalMembership.members].sort((a, b) => a.id - b.id).map((m) => `${m.id}${m.role === 'learner' ? 'L' : ''}`).join(','),
+      readRounds,
+      readsServed,
+      readsServedOnFollower,
       lincheck,
     },
     wallMs: { simulate: simulated - started, lincheck: finished - simulated },
@@ -293,8 +362,17 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   };
 }
 
+/** The members of the leader's latest configuration that still exist (all existing nodes when no
+ * node leads). */
+function currentMembers(cluster: Cluster): NodeId[] {
+  const leader = cluster.leader()?.node ?? null;
+  if (leader === null) return [...cluster.nodeIds];
+  return memberIds(leader.membership).filter((id) => cluster.has(id) && !cluster.isRetired(id));
+}
+
 function describeNodes(cluster: Cluster): string {
-  return cluster.all
+  return cluster.nodeIds
+    .map((id) => cluster.runtime(id))
     .map((r) => (r.node === null ? `n${r.id}:down` : `n${r.id}:${r.node.role}@${r.node.term} commit=${r.node.commitIndex} applied=${r.stateMachine.appliedIndex}`))
     .join(' ');
 }

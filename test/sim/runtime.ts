@@ -7,16 +7,23 @@
 //      advance(), and look for the next Ready.
 // While a sync is in flight the node keeps taking ticks, messages and proposals, which is how many
 // proposals come to share one write. The runtime reports everything the checkers need.
+//
+// Snapshots arrive streamed in chunks (see `Cluster`): the chunks of a transfer are staged apart
+// and only a complete, intact image is handed to the core with its snapshot request; a transfer cut
+// off midway leaves a partial staging area that is never used (a newer transfer or a restart drops it).
 
 import type { RaftNode, ReadIndexResult, TransferResult } from '../../src/raft/node.js';
+import { voterIds } from '../../src/raft/membership.js';
 import type {
-  Entry, Index, Message, NodeId, ProposeResult, RaftConfig, RaftEvent, RaftInitialState, Ready, Role, Term,
+  Entry, Index, MembershipChange, Message, NodeId, ProposeResult, RaftConfig, RaftEvent, RaftInitialState, Ready, Role, Term,
 } from '../../src/raft/types.js';
 import type { SafetyChecker } from './checkers.js';
 import type { SimDisk } from './disk.js';
 import { ms, type Micros, type Simulation } from './events.js';
 import { describeEntry, type Trace } from './trace.js';
-import { commandText, decodeCommand, encodeCommand, KvStateMachine, type KvCommand, type KvImage, type KvOutput } from './kv.js';
+import {
+  commandText, decodeCommand, encodeCommand, imageDigest, KvStateMachine, type KvCommand, type KvImage, type KvOutput,
+} from './kv.js';
 import type { Rng } from './rng.js';
 
 export type NodeFactory = (config: RaftConfig, initial: RaftInitialState) => RaftNode;
@@ -24,7 +31,10 @@ export type NodeFactory = (config: RaftConfig, initial: RaftInitialState) => Raf
 /** What travels on the simulated network: a message, plus the image beside a snapshot request. */
 export interface Envelope {
   readonly message: Message;
+  /** Beside a snapshot request: the sender's whole image (the receiver assembles its own copy from
+   * the chunks it staged, and checks it against `imageDigest`). */
   readonly image: KvImage | null;
+  readonly imageDigest: string | null;
   readonly senderIncarnation: number;
   /** Set once the sender was told how a snapshot transfer ended (copies are not reported twice). */
   snapshotReported: boolean;
@@ -46,6 +56,8 @@ interface PendingRead {
   readonly context: number;
   readonly key: string;
   index: Index | null;
+  /** Asked on a follower, which got the read index from the leader. */
+  readonly onFollower: boolean;
   readonly resolve: (outcome: ProposalOutcome) => void;
 }
 
@@ -62,6 +74,9 @@ export interface RuntimeOptions {
   /** Builds the core's configuration for one incarnation of a node. */
   readonly configFor: (id: NodeId, random: Rng) => RaftConfig;
   readonly nodeFactory: NodeFactory;
+  /** Test only: hand the core a snapshot whose transfer broke off, with the half-received image
+   * (a deliberately broken runtime, to show the checkers catch it). */
+  readonly installPartialSnapshots?: boolean;
 }
 
 /** Things the cluster and the fault schedule want to know about, beyond the checkers. */
@@ -70,6 +85,8 @@ export interface RuntimeListener {
   /** A leader learned that an entry of its own term is committed (the end of a failover). */
   leaderCommitted?(id: NodeId, term: Term): void;
   roleChanged?(id: NodeId, role: Role, term: Term): void;
+  /** Node `id` is sending a granted (real) vote for `candidate` in `term`. */
+  voteGranted?(id: NodeId, term: Term, candidate: NodeId): void;
 }
 
 export interface RuntimeStats {
@@ -78,6 +95,21 @@ export interface RuntimeStats {
   applied: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  /** Snapshot transfers to this node that broke off midway (their staging was never used). */
+  snapshotsBrokenOff: number;
+  /** ReadIndex rounds this node started as leader (heartbeat rounds with a new context). */
+  readRounds: number;
+  /** ReadIndex reads this node answered ok (its own clients', on a leader or a follower). */
+  readsServed: number;
+  /** Of those, the ones asked while this node was a follower. */
+  readsServedOnFollower: number;
+}
+
+/** The chunks of one snapshot transfer received so far. */
+interface StagedSnapshot {
+  readonly chunkCount: number;
+  readonly pairs: (readonly [string, string])[];
+  chunksReceived: number;
 }
 
 export interface RuntimeContext {
@@ -100,6 +132,12 @@ export class NodeRuntime {
   private readonly receivedImages = new Map<string, KvImage>();
   /** Images of the snapshots this node held lately (taken, installed or recovered), by "index/term". */
   private readonly ownImages = new Map<string, KvImage>();
+  /** Snapshot transfers being received, by stream id (bounded; a restart loses them). */
+  private readonly staged = new Map<number, StagedSnapshot>();
+  /** The highest read-round context this incarnation sent (contexts start at 1 per incarnation). */
+  private readRoundContextMax = 0;
+  /** A snapshot was asked for while a Ready was in flight: take it when that one is done. */
+  private snapshotRequested: { readonly keepTailEntries: number } | null = null;
   private lastRole: Role = 'follower';
   private lastTerm: Term = 0;
   private lastCommit: Index = 0;
@@ -107,7 +145,10 @@ export class NodeRuntime {
   /** A stalled event loop (a long GC pause): no ticks, and input waits in the socket buffers. */
   private pausedUntil: Micros = 0;
   private readonly held: Envelope[] = [];
-  readonly stats: RuntimeStats = { readies: 0, fsyncs: 0, applied: 0, snapshotsTaken: 0, snapshotsInstalled: 0 };
+  readonly stats: RuntimeStats = {
+    readies: 0, fsyncs: 0, applied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, snapshotsBrokenOff: 0, readRounds: 0, readsServed: 0,
+    readsServedOnFollower: 0,
+  };
 
   constructor(
     readonly id: NodeId,
@@ -151,6 +192,9 @@ export class NodeRuntime {
     this.appliedIndex = durable.snapshot.index;
     this.receivedImages.clear();
     this.ownImages.clear();
+    this.staged.clear();
+    this.readRoundContextMax = 0;
+    this.snapshotRequested = null;
     this.rememberImage(durable.image);
     this.handling = null;
     this.pausedUntil = 0;
@@ -163,6 +207,7 @@ export class NodeRuntime {
     this.lastCommit = node.commitIndex;
     this.leaderCommittedTerm = 0;
     this.context.checker.observeStart(this.id, { term: node.term, commitIndex: node.commitIndex, appliedIndex: node.appliedIndex });
+    if (durable.snapshot.index > 0) this.context.checker.observeImage(this.id, 'recovered', durable.image.index, imageDigest(durable.image));
     if (this.context.trace.enabled) {
       this.context.trace.add(
         `n${this.id} start #${this.incarnationValue} term=${initial.hardState.term} vote=${initial.hardState.votedFor} ` +
@@ -182,6 +227,8 @@ export class NodeRuntime {
     this.handling = null;
     this.pausedUntil = 0;
     this.held.length = 0;
+    this.staged.clear();
+    this.snapshotRequested = null;
     this.disk.crash(this.rng);
     this.context.trace.add(`n${this.id} CRASH (durable: term=${this.disk.durable.hardState.term} last=${this.disk.durable.lastIndex})`);
     this.failPending('node crashed');
@@ -275,7 +322,7 @@ export class NodeRuntime {
     if (node === null) return null;
     const result = node.readIndex(context);
     if (result.ok) {
-      this.pendingReads.set(context, { context, key, index: null, resolve });
+      this.pendingReads.set(context, { context, key, index: null, onFollower: node.role !== 'leader', resolve });
       this.context.trace.add(`n${this.id} readIndex ctx=${context} key ${key}`);
     }
     this.afterInput();
@@ -289,6 +336,83 @@ export class NodeRuntime {
     const result = node.transferLeadership(to);
     this.afterInput();
     return result;
+  }
+
+  /** An operator's membership change, proposed to this node (thesis 4.1); null when it is down. */
+  proposeMembershipChange(change: MembershipChange): ProposeResult | null {
+    const node = this.nodeValue;
+    if (node === null) return null;
+    const result = node.proposeMembershipChange(change);
+    if (this.context.trace.enabled) {
+      this.context.trace.add(`n${this.id} propose membership change ${JSON.stringify(change)}: ${JSON.stringify(result)}`);
+    }
+    this.afterInput();
+    return result;
+  }
+
+  /** Take a snapshot of the state machine now and compact the log, keeping `keepTailEntries`. */
+  compactNow(keepTailEntries: number): void {
+    const node = this.nodeValue;
+    if (node === null || this.isPaused) return; // a stalled event loop takes no snapshot
+    if (this.handling !== null) {
+      this.snapshotRequested = { keepTailEntries };
+      return;
+    }
+    this.takeSnapshot(node, keepTailEntries);
+  }
+
+  // ---- Snapshot transfers, chunk by chunk --------------------------------------------------------
+
+  /** A chunk of snapshot transfer `streamId` arrived; chunks of one stream arrive in order. */
+  stageSnapshotChunk(streamId: number, chunk: number, chunkCount: number, pairs: readonly (readonly [string, string])[]): void {
+    if (this.nodeValue === null) return;
+    let staged = this.staged.get(streamId);
+    if (staged === undefined) {
+      if (chunk !== 0) return; // the start was lost with an earlier incarnation: useless
+      staged = { chunkCount, pairs: [], chunksReceived: 0 };
+      this.staged.set(streamId, staged);
+      // A bounded staging area: abandoned transfers make room for new ones.
+      if (this.staged.size > 4) {
+        const oldest = this.staged.keys().next().value;
+        if (oldest !== undefined) this.staged.delete(oldest);
+      }
+    }
+    if (chunk !== staged.chunksReceived) return;
+    staged.pairs.push(...pairs);
+    staged.chunksReceived++;
+  }
+
+  /** The transfer broke off (a reset the receiver noticed): its staging is dropped, never used. */
+  abortSnapshotStream(streamId: number, envelope: Envelope): void {
+    const staged = this.staged.get(streamId);
+    this.staged.delete(streamId);
+    if (this.nodeValue === null) return;
+    this.stats.snapshotsBrokenOff++;
+    if (this.context.trace.enabled) {
+      this.context.trace.add(`n${this.id} snapshot transfer #${streamId} broke off after ${staged?.chunksReceived ?? 0} chunks: staging dropped`);
+    }
+    if (this.options.installPartialSnapshots === true && staged !== undefined && envelope.image !== null) {
+      // The deliberately broken runtime: it takes what it has for the whole snapshot.
+      const image = Object.freeze({ ...envelope.image, pairs: Object.freeze(staged.pairs.slice()) });
+      this.receive({ ...envelope, image });
+    }
+  }
+
+  /**
+   * The last chunk arrived: assemble the image, check it against the sender's digest, and only then
+   * hand the snapshot request to the core. Returns whether the snapshot was delivered whole.
+   */
+  completeSnapshotStream(streamId: number, envelope: Envelope): boolean {
+    const staged = this.staged.get(streamId);
+    this.staged.delete(streamId);
+    const sent = envelope.image;
+    if (this.nodeValue === null || staged === undefined || sent === null || staged.chunksReceived !== staged.chunkCount) return false;
+    const image: KvImage = Object.freeze({ index: sent.index, term: sent.term, membership: sent.membership, pairs: Object.freeze(staged.pairs) });
+    if (imageDigest(image) !== envelope.imageDigest) {
+      this.stats.snapshotsBrokenOff++;
+      return false;
+    }
+    return this.receive({ ...envelope, image });
   }
 
   /** The sender learns how a snapshot transfer it started ended. */
@@ -376,6 +500,7 @@ export class NodeRuntime {
   }
 
   private finish(node: RaftNode, ready: Ready): void {
+    this.countReadRounds(ready);
     for (const message of ready.messagesAfterPersist) {
       this.checkPromise(message);
       this.send(message);
@@ -389,7 +514,25 @@ export class NodeRuntime {
     this.serveReads();
     node.advance();
     this.handling = null;
-    this.maybeTakeSnapshot(node);
+    // advance() may have moved the leader's commit index: the checkers see it before anyone can.
+    this.observe();
+    if (this.snapshotRequested !== null) {
+      const { keepTailEntries } = this.snapshotRequested;
+      this.snapshotRequested = null;
+      this.takeSnapshot(node, keepTailEntries);
+    } else {
+      this.maybeTakeSnapshot(node);
+    }
+  }
+
+  /** A read round is a heartbeat broadcast carrying a context this node never sent before. */
+  private countReadRounds(ready: Ready): void {
+    for (const message of ready.messagesNow) {
+      if (message.type === 'heartbeatRequest' && message.context > this.readRoundContextMax) {
+        this.stats.readRounds += message.context - this.readRoundContextMax;
+        this.readRoundContextMax = message.context;
+      }
+    }
   }
 
   private installSnapshot(ready: Ready): void {
@@ -409,6 +552,8 @@ export class NodeRuntime {
     this.appliedIndex = meta.index;
     this.rememberImage(image);
     this.stats.snapshotsInstalled++;
+    this.context.checker.observeImage(this.id, 'installed', meta.index, imageDigest(image));
+    this.context.checker.observeSnapshotMembership(this.id, 'installed a snapshot', meta.index, meta.membership);
     this.context.trace.add(`n${this.id} install snapshot ${meta.index}/${meta.term}`);
     for (const proposal of [...this.pending.values()]) {
       if (proposal.index <= meta.index) this.resolve(proposal, { status: 'unknown', reason: 'replaced by a snapshot' });
@@ -443,13 +588,21 @@ export class NodeRuntime {
   private maybeTakeSnapshot(node: RaftNode): void {
     const interval = this.options.snapshotIntervalEntries;
     if (interval <= 0 || this.appliedIndex - this.disk.durable.snapshot.index < interval) return;
+    this.takeSnapshot(node, this.options.snapshotKeepTailEntries);
+  }
+
+  private takeSnapshot(node: RaftNode, keep: number): void {
+    if (this.appliedIndex <= this.disk.durable.snapshot.index) return;
     const image = this.machine.image();
     this.disk.saveLocalSnapshot({ index: image.index, term: image.term, membership: image.membership }, image);
     this.rememberImage(image);
-    const keep = this.options.snapshotKeepTailEntries;
     node.compact(image.index, keep);
     this.disk.compactBefore(image.index - keep);
     this.stats.snapshotsTaken++;
+    const checker = this.context.checker;
+    checker.observeImage(this.id, 'took', image.index, imageDigest(image));
+    checker.observeSnapshotMembership(this.id, 'took a snapshot', image.index, image.membership);
+    checker.observeSnapshotMembership(this.id, 'recorded a snapshot in its core', node.latestSnapshot.index, node.latestSnapshot.membership);
     this.context.trace.add(`n${this.id} snapshot at ${image.index}/${image.term}, compact before ${image.index - keep}`);
   }
 
@@ -457,6 +610,7 @@ export class NodeRuntime {
 
   private send(message: Message): void {
     let image: KvImage | null = null;
+    let digest: string | null = null;
     if (message.type === 'snapshotRequest') {
       // The request may have been queued before a newer snapshot replaced this one: like a real
       // node, keep the last few snapshot files around rather than fail such a transfer.
@@ -468,9 +622,11 @@ export class NodeRuntime {
           'readyContract',
           `n${this.id} asked to send snapshot ${meta.index}/${meta.term}, which it never held (latest ${stored.index}/${stored.term})`,
         );
+      } else {
+        digest = imageDigest(image);
       }
     }
-    this.context.send({ message, image, senderIncarnation: this.incarnationValue, snapshotReported: false });
+    this.context.send({ message, image, imageDigest: digest, senderIncarnation: this.incarnationValue, snapshotReported: false });
   }
 
   /** Remembers the image of a snapshot this node holds, keeping the last few. */
@@ -491,6 +647,7 @@ export class NodeRuntime {
     const hard = this.disk.durable.hardState;
     if (message.type === 'voteResponse' && message.granted && !message.preVote) {
       this.context.checker.observeVoteGranted(this.id, message.term, message.to);
+      this.context.listener.voteGranted?.(this.id, message.term, message.to);
       if (hard.term < message.term || (hard.term === message.term && hard.votedFor !== message.to)) {
         this.context.checker.report(
           'persistBeforePromise',
@@ -522,6 +679,8 @@ export class NodeRuntime {
       this.pendingReads.delete(read.context);
       const value = this.machine.get(read.key);
       this.context.trace.add(`n${this.id} read ctx=${read.context} at ${read.index} (applied ${this.appliedIndex}): ${read.key}=${value}`);
+      this.stats.readsServed++;
+      if (read.onFollower) this.stats.readsServedOnFollower++;
       read.resolve({ status: 'ok', output: { op: 'get', value } });
     }
   }
@@ -573,10 +732,13 @@ export class NodeRuntime {
     const term = node.term;
     const commit = node.commitIndex;
     checker.observeProgress(this.id, term, commit, node.appliedIndex);
+    // A leader removed by the change it just committed steps down in the same step: that commit
+    // was still made by counting, as leader of this term (no other node leads this term).
+    const committedAsLeader = role === 'leader' || (this.lastRole === 'leader' && this.lastTerm === term);
     if (role !== this.lastRole || term !== this.lastTerm) this.onRoleChange(node, role, term);
     if (commit > this.lastCommit) {
       const commitTerm = this.termAt(commit);
-      if (role === 'leader') checker.observeLeaderCommit(this.id, term, commit, commitTerm);
+      if (committedAsLeader) checker.observeLeaderCommit(this.id, term, commit, commitTerm, voterIds(node.membership));
       if (this.context.trace.enabled) this.context.trace.add(`n${this.id} commit ${this.lastCommit} -> ${commit}/${commitTerm ?? '?'}`);
       this.lastCommit = commit;
       if (role === 'leader' && commitTerm === term && this.leaderCommittedTerm !== term) {
@@ -596,7 +758,9 @@ export class NodeRuntime {
     // A read waiting for its read index is answered "retry" by a real node when leadership moves.
     this.failReads(`now ${role} in term ${term}`);
     if (role === 'leader') {
-      this.context.checker.observeNewLeader(this.id, term, (index) => this.termAt(index), this.disk.current.snapshot.index);
+      this.context.checker.observeNewLeader(
+        this.id, term, (index) => this.termAt(index), this.disk.current.snapshot.index, voterIds(node.membership),
+      );
     }
     this.context.listener.roleChanged?.(this.id, role, term);
   }

@@ -1,7 +1,11 @@
-// Simulated clients. Each client has one operation in flight at a time, on a few hot keys, sent to
-// the node it believes leads (following "not leader" hints, else picking a node at random); every
-// put writes a value never written before. A get goes through the log as a command or, as the seed
-// chooses, through ReadIndex on the node it reaches (a follower asks the leader for the index).
+// Simulated clients. Each client has one operation in flight at a time, on a few hot keys; every
+// put writes a value never written before. A 'sticky' client sends to the node it believes leads
+// (else a node at random); a 'random' client sends each operation to a node at random, the way a
+// load balancer in front of the API would. A node that is not the leader but knows who is answers
+// with a hint, and the request follows it (at most twice: a follower forwarding it), which is safe
+// because the refusal means nothing was proposed. Some clients only read. A get goes through the log
+// as a command or, as the seed chooses, through ReadIndex on the node it reaches (a follower asks the
+// leader for the index).
 // Client links have the usual 1-5 ms delay but are never cut: faults are between nodes. Outcomes,
 // as a real client would learn them:
 // - ok: the node it proposed to applied the entry at the returned index, with the same term and
@@ -48,6 +52,10 @@ export interface WorkloadOptions {
   readonly deleteProbability: number;
   /** Probability that a get is served by ReadIndex (thesis 6.4) instead of going through the log. */
   readonly readIndexProbability: number;
+  /** Probability that a client sends each operation to a node at random rather than to the leader. */
+  readonly randomRoutingProbability: number;
+  /** Probability that a client only reads. */
+  readonly readerProbability: number;
 }
 
 export const DEFAULT_WORKLOAD: WorkloadOptions = {
@@ -61,7 +69,12 @@ export const DEFAULT_WORKLOAD: WorkloadOptions = {
   putProbability: 0.5,
   deleteProbability: 0.15,
   readIndexProbability: 0,
+  randomRoutingProbability: 0,
+  readerProbability: 0,
 };
+
+/** Hops a request may take following "not leader" hints. */
+const HOPS_MAX = 2;
 
 export interface AcknowledgedWrite {
   readonly opId: number;
@@ -95,6 +108,8 @@ export class Workload {
   private readonly believedLeader: NodeId[] = [];
   private readonly inFlight = new Map<number, InFlight>();
   private readonly putCount: number[] = [];
+  private readonly randomRouting: boolean[] = [];
+  private readonly reader: boolean[] = [];
   /** Called when an operation completes (for liveness checks). */
   onComplete: ((operation: SimOperation) => void) | null = null;
 
@@ -115,6 +130,9 @@ export class Workload {
     for (let client = 1; client <= this.options.clientCount; client++) {
       this.believedLeader[client] = 0;
       this.putCount[client] = 0;
+      this.randomRouting[client] = this.rng.chance(this.options.randomRoutingProbability);
+      // Client 1 always writes too: the run's liveness check waits for a write.
+      this.reader[client] = this.rng.chance(this.options.readerProbability) && client > 1;
       this.cluster.sim.after(this.think(), () => this.issue(client));
     }
   }
@@ -144,14 +162,23 @@ export class Workload {
   }
 
   private chooseNode(client: number): NodeId {
-    const believed = this.believedLeader[client] ?? 0;
+    const believed = this.randomRouting[client] === true ? 0 : (this.believedLeader[client] ?? 0);
     return believed !== 0 ? believed : this.rng.pick(this.cluster.nodeIds);
+  }
+
+  /** The kinds of client this run has, for the trace: "s" sticky, "r" random routing, "R" reader. */
+  describeClients(): string {
+    const kinds: string[] = [];
+    for (let client = 1; client <= this.options.clientCount; client++) {
+      kinds.push(`${this.randomRouting[client] === true ? 'r' : 's'}${this.reader[client] === true ? 'R' : ''}`);
+    }
+    return kinds.join(',');
   }
 
   private nextOperation(client: number): SimOperation {
     const id = this.opIdNext++;
     const key = this.rng.pick(this.options.keys);
-    const draw = this.rng.nextFloat();
+    const draw = this.reader[client] === true ? 1 : this.rng.nextFloat();
     const now = this.cluster.sim.now / MICROS_PER_MS;
     if (draw < this.options.putProbability) {
       const count = (this.putCount[client] ?? 0) + 1;
@@ -183,11 +210,11 @@ export class Workload {
       this.believedLeader[client] = 0;
       this.complete(flight, 'unknown');
     });
-    const arrive = (): void => {
+    const arrive = (to: NodeId, hops: number): void => {
       if (flight.done) return;
       // A stalled node reads the request from its socket only when it wakes up.
-      if (this.cluster.availableAt(target) > sim.now) {
-        sim.at(this.cluster.availableAt(target), arrive);
+      if (this.cluster.availableAt(to) > sim.now) {
+        sim.at(this.cluster.availableAt(to), () => arrive(to, hops));
         return;
       }
       const respond = (outcome: ProposalOutcome): void => {
@@ -195,9 +222,9 @@ export class Workload {
       };
       let result: ReadIndexResult | ProposeResult | null;
       if (flight.viaReadIndex) {
-        result = this.cluster.read(target, operation.id, operation.key, respond);
+        result = this.cluster.read(to, operation.id, operation.key, respond);
       } else {
-        const proposed = this.cluster.propose(target, command, respond);
+        const proposed = this.cluster.propose(to, command, respond);
         if (proposed?.ok === true) {
           flight.index = proposed.index;
           flight.term = proposed.term;
@@ -210,16 +237,22 @@ export class Workload {
           this.complete(flight, 'fail');
         });
       } else if (!result.ok) {
-        const hint = 'leaderId' in result ? result.leaderId : target;
+        const hint = 'leaderId' in result ? result.leaderId : to;
+        if (result.reason === 'notLeader' && hint !== 0 && hint !== to && hops < HOPS_MAX && this.cluster.has(hint)) {
+          // Not proposed anywhere: follow the hint with the same operation.
+          if (this.cluster.trace.enabled) this.cluster.trace.add(`client ${client} op ${operation.id}: n${to} says n${hint} leads`);
+          sim.after(this.link(), () => arrive(hint, hops + 1));
+          return;
+        }
         sim.after(this.link(), () => {
-          this.believedLeader[client] = hint !== target ? hint : 0;
+          this.believedLeader[client] = hint !== to ? hint : 0;
           this.complete(flight, 'fail');
         });
       } else {
-        this.believedLeader[client] = target;
+        this.believedLeader[client] = to;
       }
     };
-    sim.after(this.link(), arrive);
+    sim.after(this.link(), () => arrive(target, 0));
   }
 
   private onOutcome(client: number, flight: InFlight, outcome: ProposalOutcome): void {

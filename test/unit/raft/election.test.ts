@@ -131,3 +131,21 @@ test('a split vote ends with a new election after a fresh randomized timeout', (
   assert.equal(cluster.node(1).role, 'leader');
   assert.equal(cluster.node(1).term, 2);
 });
+
+test('a candidate with a stale term is told the current term (Figure 2: reply false with currentTerm)', () => {
+  const cluster = new TestCluster([1, 2, 3], { configure: (c) => ({ ...c, preVote: false }), logs: { 2: { term: 5, entries: [] } } });
+  cluster.node(2).step({ type: 'voteRequest', from: 1, to: 2, term: 3, preVote: false, lastLogIndex: 9, lastLogTerm: 3, transfer: false });
+  const ready = cluster.node(2).ready();
+  assert.deepEqual(ready.messagesAfterPersist.map((m) => m.type === 'voteResponse' && `${m.term}:${m.granted}`), ['5:false']);
+});
+
+test('a follower that may not campaign lets its leader lease run out and then answers candidates', () => {
+  // Node 3 is a learner: it never campaigns, but once it has not heard from a leader for an election
+  // timeout it must stop ignoring vote requests as if a leader were still in charge.
+  const cluster = new TestCluster([1, 2], { learners: [3] });
+  cluster.elect(1);
+  cluster.isolated.add(1);
+  cluster.tick(3, 100);
+  cluster.node(3).step({ type: 'voteRequest', from: 2, to: 3, term: 2, preVote: false, lastLogIndex: 5, lastLogTerm: 1, transfer: false });
+  assert.equal(cluster.node(3).term, 2, 'the vote request was heard, not ignored under a stale lease');
+});
