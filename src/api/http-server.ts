@@ -3,6 +3,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ApiError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { KvBackend } from './backend.js';
@@ -93,6 +95,10 @@ export class ApiHttpServer {
 
   private send(response: ServerResponse, result: ApiResponse, closeAfter: boolean, headOnly = false): void {
     if (response.headersSent || response.destroyed) return;
+    if (result.stream !== undefined) {
+      this.sendStream(response, result);
+      return;
+    }
     const payload = JSON.stringify(result.body);
     const headers: Record<string, string | number> = {
       'content-type': 'application/json',
@@ -102,5 +108,17 @@ export class ApiHttpServer {
     if (closeAfter) headers.connection = 'close';
     response.writeHead(result.status, headers);
     response.end(headOnly ? undefined : payload);
+  }
+
+  /** A streamed body honours the socket's backpressure; a failure part-way cuts the connection,
+   * so the reader sees a short file (its checksum fails) rather than a silently truncated one. */
+  private sendStream(response: ServerResponse, result: ApiResponse): void {
+    const stream = result.stream;
+    if (stream === undefined) return;
+    response.writeHead(result.status, { 'content-type': stream.contentType, ...result.headers });
+    pipeline(Readable.from(stream.chunks, { objectMode: false }), response).catch((error: unknown) => {
+      this.options.logger.warn('a streamed response failed part-way', { error: (error as Error).message });
+      response.destroy();
+    });
   }
 }

@@ -2,7 +2,7 @@
 // every route, status and error code is tested in-process. http-server.ts puts it on the network.
 
 import { ApiError, type ErrorBody } from '../common/errors.js';
-import type { ClientStamp, KvBackend, ReadConsistency } from './backend.js';
+import type { ClientStamp, KvBackend, ReadConsistency, StreamBody } from './backend.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -16,7 +16,12 @@ export interface ApiResponse {
   readonly status: number;
   readonly body: unknown;
   readonly headers?: Readonly<Record<string, string>>;
+  /** When set, the body is streamed from it instead of serialised as JSON. */
+  readonly stream?: StreamBody;
 }
+
+/** Bytes a cluster administration request body may carry. */
+const MAX_ADMIN_BODY_BYTES = 4096;
 
 /** Bytes a PUT body may carry beyond the value itself (JSON quoting and escapes, the field name). */
 export function maxBodyBytes(maxValueBytes: number): number {
@@ -50,6 +55,9 @@ async function dispatch(backend: KvBackend, request: ApiRequest): Promise<ApiRes
     requireMethod(request.method, ['GET', 'HEAD']);
     return { status: 200, body: await backend.clusterStatus() };
   }
+  if (path === '/cluster/members' || path.startsWith('/cluster/members/') || path === '/cluster/leader' || path === '/cluster/snapshot') {
+    return clusterRoute(backend, request, path, query);
+  }
   if (path.startsWith('/kv/') || path === '/kv') {
     const key = decodeKey(path.slice('/kv/'.length));
     switch (request.method) {
@@ -61,6 +69,77 @@ async function dispatch(backend: KvBackend, request: ApiRequest): Promise<ApiRes
     }
   }
   throw new ApiError('NOT_FOUND', `No route for ${request.method} ${path}.`);
+}
+
+/**
+ *   GET    /cluster/members                  the members (the leader's view when it answers)
+ *   POST   /cluster/members                  {"id", "peerAddr", "httpAddr"}: add a learner
+ *   DELETE /cluster/members/{id}             remove a member (the leader hands over first)
+ *   POST   /cluster/members/{id}/promote     make a learner a voter
+ *   POST   /cluster/leader                   {"id": N} or no body: transfer leadership
+ *   GET    /cluster/snapshot                 a checksummed backup, streamed
+ * `?force=true` (or "force": true in the body) overrides the live-quorum and catch-up checks.
+ */
+async function clusterRoute(backend: KvBackend, request: ApiRequest, path: string, query: URLSearchParams): Promise<ApiResponse> {
+  if (path === '/cluster/snapshot') {
+    requireMethod(request.method, ['GET']);
+    const stream = await backend.snapshot();
+    return { status: 200, body: null, stream, headers: { 'content-disposition': `attachment; filename="${stream.fileName}"` } };
+  }
+  if (path === '/cluster/leader') {
+    requireMethod(request.method, ['POST']);
+    const body = adminBody(request);
+    const id = body.id === undefined || body.id === null ? null : memberId(body.id);
+    return { status: 200, body: await backend.transferLeader(id) };
+  }
+  if (path === '/cluster/members') {
+    requireMethod(request.method, ['GET', 'HEAD', 'POST']);
+    if (request.method !== 'POST') return { status: 200, body: await backend.members() };
+    const body = adminBody(request);
+    if (typeof body.peerAddr !== 'string' || (body.httpAddr !== undefined && typeof body.httpAddr !== 'string')) {
+      throw new ApiError('BAD_REQUEST', 'The body must be {"id": N, "peerAddr": "host:port", "httpAddr": "host:port"}.');
+    }
+    const member = { id: memberId(body.id), peerAddr: body.peerAddr, httpAddr: (body.httpAddr as string | undefined) ?? '' };
+    return { status: 200, body: await backend.addMember(member, { force: forced(query, body) }) };
+  }
+  const match = /^\/cluster\/members\/([^/]+)(\/promote)?$/.exec(path);
+  if (match === null) throw new ApiError('NOT_FOUND', `No route for ${request.method} ${path}.`);
+  const id = memberId(/^\d{1,7}$/.test(match[1]) ? Number(match[1]) : NaN);
+  if (match[2] !== undefined) {
+    requireMethod(request.method, ['POST']);
+    return { status: 200, body: await backend.promoteMember(id, { force: forced(query, adminBody(request)) }) };
+  }
+  requireMethod(request.method, ['DELETE']);
+  return { status: 200, body: await backend.removeMember(id, { force: forced(query, adminBody(request)) }) };
+}
+
+/** An optional JSON object body (empty means {}). */
+function adminBody(request: ApiRequest): Record<string, unknown> {
+  if (request.body.byteLength === 0) return {};
+  if (request.body.byteLength > MAX_ADMIN_BODY_BYTES) throw new ApiError('TOO_LARGE', 'The body is over the size limit.');
+  let parsed: unknown;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(request.body);
+    if (text.trim() === '') return {};
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ApiError('INVALID_JSON', 'The body must be a JSON object.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ApiError('BAD_REQUEST', 'The body must be a JSON object.');
+  return parsed as Record<string, unknown>;
+}
+
+function memberId(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > 1_000_000) {
+    throw new ApiError('BAD_REQUEST', 'A member id is an integer from 1 to 1000000.');
+  }
+  return value;
+}
+
+function forced(query: URLSearchParams, body: Record<string, unknown>): boolean {
+  const flag = query.get('force');
+  if (flag !== null && !['true', 'false', '1', '0', ''].includes(flag)) throw new ApiError('BAD_REQUEST', 'force must be true or false.');
+  return flag === 'true' || flag === '1' || flag === '' || body.force === true;
 }
 
 function requireMethod(method: string, allowed: readonly string[]): void {

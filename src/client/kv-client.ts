@@ -3,8 +3,13 @@
 // failover are applied once; a 503 (definitely not proposed) is retried on the next endpoint.
 
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { MemberChangeOutcome, MembersView, NewMember, TransferOutcome } from '../api/backend.js';
 import { isErrorCode, type ErrorCode } from '../common/errors.js';
+
+export type { MemberChangeOutcome, MemberInfo, MembersView, NewMember, TransferOutcome } from '../api/backend.js';
 
 export interface KvClientOptions {
   /** host:port or http://host:port of nodes or gateways. */
@@ -91,6 +96,55 @@ export class KvClient {
     return this.send('GET', '/cluster/status', undefined, {});
   }
 
+  // ---- Cluster administration (a follower forwards these to the leader) ------------------------
+
+  async members(): Promise<MembersView> {
+    return (await this.send('GET', '/cluster/members', undefined, {})) as MembersView;
+  }
+
+  /** Add a learner; the leader promotes it once it has caught up (unless AUTO_PROMOTE=false). */
+  async addMember(member: NewMember, options: { force?: boolean } = {}): Promise<MemberChangeOutcome> {
+    return (await this.send('POST', `/cluster/members${forceQuery(options)}`, JSON.stringify(member), {})) as MemberChangeOutcome;
+  }
+
+  async removeMember(id: number, options: { force?: boolean } = {}): Promise<MemberChangeOutcome> {
+    return (await this.send('DELETE', `/cluster/members/${id}${forceQuery(options)}`, undefined, {})) as MemberChangeOutcome;
+  }
+
+  async promoteMember(id: number, options: { force?: boolean } = {}): Promise<MemberChangeOutcome> {
+    return (await this.send('POST', `/cluster/members/${id}/promote${forceQuery(options)}`, undefined, {})) as MemberChangeOutcome;
+  }
+
+  /** To `id`, or to the most up-to-date voter when omitted. */
+  async transferLeader(id?: number): Promise<TransferOutcome> {
+    return (await this.send('POST', '/cluster/leader', id === undefined ? '' : JSON.stringify({ id }), {})) as TransferOutcome;
+  }
+
+  /** Streams a backup (GET /cluster/snapshot) into `path`; resolves with its size in bytes. */
+  async saveSnapshot(path: string): Promise<number> {
+    const endpoint = this.endpoints[this.current % this.endpoints.length];
+    return new Promise<number>((resolve, reject) => {
+      const req = request({ host: endpoint.host, port: endpoint.port, method: 'GET', path: '/cluster/snapshot', agent: this.agent, timeout: this.timeoutMs }, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            let body: { code?: unknown; error?: unknown } = {};
+            try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body; } catch { /* not JSON */ }
+            reject(new KvError(isErrorCode(body.code) ? body.code : 'INTERNAL', typeof body.error === 'string' ? body.error : `HTTP ${res.statusCode}`, res.statusCode ?? 0));
+          });
+          return;
+        }
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+        pipeline(res, createWriteStream(path)).then(() => resolve(bytes), reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('request timed out')));
+      req.on('error', (error) => reject(new KvError('NETWORK', `${endpoint.host}:${endpoint.port}: ${error.message}`, 0)));
+      req.end();
+    });
+  }
+
   close(): void {
     this.agent.destroy();
   }
@@ -134,7 +188,8 @@ export class KvClient {
       const code = isErrorCode((answer.body as { code?: unknown })?.code) ? (answer.body as { code: ErrorCode }).code : 'INTERNAL';
       const message = typeof (answer.body as { error?: unknown })?.error === 'string' ? (answer.body as { error: string }).error : `HTTP ${answer.status}`;
       last = new KvError(code, message, answer.status);
-      const safeToRetry = answer.status === 503 || answer.status === 429 || (answer.status === 504 && (method === 'GET' || stamped));
+      // 503 means not done, so safe to retry, except a failed leadership transfer: its caller decides.
+      const safeToRetry = (answer.status === 503 && code !== 'TRANSFER_FAILED') || answer.status === 429 || (answer.status === 504 && (method === 'GET' || stamped));
       if (!retry || !safeToRetry) throw last;
       if (answer.status === 503) this.current++;
       await sleep(Math.min(50 * (attempt + 1), 500));
@@ -163,6 +218,10 @@ export class KvClient {
       req.end(body);
     });
   }
+}
+
+function forceQuery(options: { force?: boolean }): string {
+  return options.force === true ? '?force=true' : '';
 }
 
 function parseEndpoint(endpoint: string): { host: string; port: number } {

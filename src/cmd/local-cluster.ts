@@ -36,6 +36,8 @@ function launch(name: string, script: string, env: Record<string, string>): void
   child.on('exit', (code, signal) => {
     children.delete(name);
     process.stdout.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
+    // A node removed from the cluster (DELETE /cluster/members/{id}) exits cleanly: the rest go on.
+    if (code === 0 && name !== 'gateway') return;
     if (!stopping) stopAll(1);
   });
 }

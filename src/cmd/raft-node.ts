@@ -19,13 +19,26 @@ async function main(): Promise<void> {
     throw error;
   }
   if (config.checkConfigOnly) {
-    process.stdout.write(`raft-node: configuration is valid (node ${config.nodeId}, cluster ${config.clusterId}, ${config.clusterNodes.size} founding members)\n`);
+    const how = config.join !== null ? `joins through ${config.join.join(', ')}`
+      : config.restoreFile !== null ? `restores ${config.restoreFile}`
+      : config.forceNewCluster ? 'forces a new single-node cluster from its data'
+      : config.clusterNodes.size > 0 ? `cluster ${config.clusterId}, ${config.clusterNodes.size} founding members`
+      : 'resumes from its data directory';
+    process.stdout.write(`raft-node: configuration is valid (node ${config.nodeId}; ${how})\n`);
     return;
   }
   const logger = createLogger(config.logLevel, { nodeId: config.nodeId });
-  const node = await startNode(config, logger, (error) => {
-    logger.error('stopping after a fatal error', { error });
-    process.exit(1);
+  let shutdownFor: ((signal: string) => void) | null = null;
+  const node = await startNode(config, logger, {
+    onFatal: (error) => {
+      logger.error('stopping after a fatal error', { error: error.message });
+      process.exit(1);
+    },
+    onRemoved: (removal) => {
+      logger.warn('removed from the cluster: this node no longer takes part and exits. To add this machine again, empty its DATA_DIR and start it with JOIN', { index: removal.index, how: removal.how });
+      // Let the answer to the request that removed us leave first.
+      setTimeout(() => shutdownFor?.('removed from the cluster'), 200);
+    },
   }).catch((error: Error) => {
     logger.error('could not start', { error: error.message });
     process.exit(1);
@@ -40,6 +53,7 @@ async function main(): Promise<void> {
       process.exit(1);
     });
   };
+  shutdownFor = shutdown;
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

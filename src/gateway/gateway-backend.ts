@@ -3,8 +3,12 @@
 // carry this gateway's client id and a sequence number, so a retry after a failover is applied once.
 
 import { randomUUID } from 'node:crypto';
-import type { ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, ReadConsistency } from '../api/backend.js';
-import { ApiError } from '../common/errors.js';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type {
+  ChangeOptions, ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, MemberChangeOutcome, MembersView, NewMember,
+  ReadConsistency, StreamBody, TransferOutcome,
+} from '../api/backend.js';
+import { ApiError, isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { PeerClientPool } from '../server/peer-client-pool.js';
 import type { NodeStatusWithAddresses, RpcRequest, RpcResponse, RpcResult } from '../server/rpc-protocol.js';
@@ -70,6 +74,56 @@ export class GatewayBackend implements KvBackend {
     }));
     const leader = nodes.find((node) => (node as { state?: string }).state === 'leader') as NodeStatusWithAddresses | undefined;
     return { leader: leader?.nodeId ?? 0, term: leader?.term ?? 0, nodes };
+  }
+
+  async members(): Promise<MembersView> {
+    return (await this.withRetries({ type: 'members' }, () => this.findLeader())) as MembersView;
+  }
+
+  async addMember(member: NewMember, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.withRetries({ type: 'addMember', id: member.id, peerAddr: member.peerAddr, httpAddr: member.httpAddr, force: options.force }, () => this.findLeader())) as MemberChangeOutcome;
+  }
+
+  async removeMember(id: number, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.withRetries({ type: 'removeMember', id, force: options.force }, () => this.findLeader())) as MemberChangeOutcome;
+  }
+
+  async promoteMember(id: number, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.withRetries({ type: 'promoteMember', id, force: options.force }, () => this.findLeader())) as MemberChangeOutcome;
+  }
+
+  async transferLeader(id: number | null): Promise<TransferOutcome> {
+    return (await this.withRetries({ type: 'transferLeader', id }, () => this.findLeader())) as TransferOutcome;
+  }
+
+  /** Backups are streamed by a node's own API: proxied from the leader's advertised HTTP address. */
+  async snapshot(): Promise<StreamBody> {
+    const address = await this.findLeader();
+    const response = await this.peers.request(address, { type: 'status' }, 1000);
+    const httpAddr = response.ok ? (response.result as NodeStatusWithAddresses).httpAddr : '';
+    if (httpAddr === '') throw new ApiError('NO_LEADER', 'The leader\'s HTTP address is not known; ask a node for GET /cluster/snapshot directly.', 1);
+    const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
+      const [host, port] = splitHostPort(httpAddr);
+      const req = httpRequest({ host, port, method: 'GET', path: '/cluster/snapshot', timeout: this.options.requestTimeoutMs }, resolve);
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end();
+    }).catch((error: Error) => { throw new ApiError('NO_LEADER', `Could not reach ${httpAddr}: ${error.message}`, 1); });
+    if (upstream.statusCode !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of upstream) chunks.push(chunk as Buffer);
+      let code: unknown;
+      let message = `HTTP ${upstream.statusCode}`;
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; error?: unknown };
+        code = body.code;
+        if (typeof body.error === 'string') message = body.error;
+      } catch { /* keep the status line */ }
+      throw new ApiError(isErrorCode(code) ? code : 'INTERNAL', message);
+    }
+    const disposition = String(upstream.headers['content-disposition'] ?? '');
+    const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'raft-kv.backup';
+    return { contentType: 'application/octet-stream', fileName, chunks: upstream };
   }
 
   private async write(request: Extract<RpcRequest, { type: 'put' | 'delete' }>, given: ClientStamp | undefined): Promise<RpcResult> {
@@ -176,4 +230,9 @@ export class GatewayBackend implements KvBackend {
       }
     }
   }
+}
+
+function splitHostPort(address: string): [string, number] {
+  const at = address.lastIndexOf(':');
+  return [address.slice(0, at).replace(/^\[|\]$/g, ''), Number(address.slice(at + 1))];
 }

@@ -16,15 +16,24 @@ export interface GatewayConfig {
   readonly checkConfigOnly: boolean;
 }
 
+function clusterIdSetting(raw: RawSettings): string | null {
+  const value = raw.CLUSTER_ID?.trim();
+  if (value === undefined || value === '') return null;
+  if (!/^[0-9a-f]{16}$/.test(value)) throw new SettingsError(`CLUSTER_ID: "${value}" is not a cluster id (16 hex digits, as GET /cluster/members shows)`);
+  return value;
+}
+
 export function loadGatewayConfig(raw: RawSettings): GatewayConfig {
   if (raw.CLUSTER_NODES === undefined || raw.CLUSTER_NODES.trim() === '') {
-    throw new SettingsError('CLUSTER_NODES is required (the same value the nodes use)');
+    throw new SettingsError('CLUSTER_NODES is required: peer addresses of members to reach the cluster through (the founding list, or any current members with CLUSTER_ID)');
   }
   const clusterNodes = parseClusterNodes(raw.CLUSTER_NODES);
   return {
     listen: parseHostPort(raw.GATEWAY_ADDR ?? '0.0.0.0:8080', 'GATEWAY_ADDR'),
     clusterNodes,
-    clusterId: computeClusterId(clusterNodes, raw.CLUSTER_TOKEN ?? ''),
+    // A cluster that changed since it was founded (or was re-founded by --force-new-cluster or
+    // --restore) has an id CLUSTER_NODES cannot give: GET /cluster/members shows it.
+    clusterId: clusterIdSetting(raw) ?? computeClusterId(clusterNodes, raw.CLUSTER_TOKEN ?? ''),
     requestTimeoutMs: integerSetting(raw, 'REQUEST_TIMEOUT_MS', 5000, 10, 600_000),
     maxValueBytes: integerSetting(raw, 'MAX_VALUE_BYTES', 1024 * 1024, 1, 64 * 1024 * 1024),
     logLevel: logLevelSetting(raw),

@@ -47,6 +47,14 @@ export function applyMembershipChange(current: Membership, change: MembershipCha
       if (!remaining.some((member) => member.role === 'voter')) return 'cannot remove the last voter';
       return { members: remaining };
     }
+    case 'updateAddresses': {
+      const existing = findMember(current, change.id);
+      if (existing === undefined) return `node ${change.id} is not a member`;
+      if (existing.peerAddr === change.peerAddr && existing.httpAddr === change.httpAddr) return `node ${change.id} already has these addresses`;
+      return {
+        members: members.map((member) => (member.id === change.id ? { ...member, peerAddr: change.peerAddr, httpAddr: change.httpAddr } : member)),
+      };
+    }
   }
 }
 

@@ -31,7 +31,10 @@ export type MembershipChange =
   | { readonly kind: 'addVoter'; readonly member: Omit<Member, 'role'> }
   | { readonly kind: 'addLearner'; readonly member: Omit<Member, 'role'> }
   | { readonly kind: 'promote'; readonly id: NodeId }
-  | { readonly kind: 'remove'; readonly id: NodeId };
+  | { readonly kind: 'remove'; readonly id: NodeId }
+  /** A member's advertised addresses changed (or were unknown when the cluster was founded). The
+   * role stays; the core treats addresses as opaque, so this changes no quorum. */
+  | { readonly kind: 'updateAddresses'; readonly id: NodeId; readonly peerAddr: string; readonly httpAddr: string };
 
 interface EntryBase {
   readonly term: Term;

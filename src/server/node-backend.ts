@@ -1,19 +1,25 @@
 // The API's operations on a node: validate, then propose here when this node leads or forward to
 // the leader when it follows; serve reads locally, linearizable ones behind a ReadIndex barrier.
 
-import type { ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, ReadConsistency } from '../api/backend.js';
+import type {
+  ChangeOptions, ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, MemberChangeOutcome, MembersView, NewMember,
+  ReadConsistency, StreamBody, TransferOutcome,
+} from '../api/backend.js';
 import { ApiError, isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { KvCommand } from '../kvstore/commands.js';
 import { validateKey, validateValue } from '../kvstore/limits.js';
 import type { CommandResult } from '../kvstore/state-machine.js';
 import { findMember } from '../raft/membership.js';
+import { backupChunks, type BackupMeta } from './backup.js';
+import type { ClusterAdmin } from './cluster-admin.js';
 import type { NodeConfig } from './node-config.js';
 import type { PeerClientPool } from './peer-client-pool.js';
-import type { RaftRuntime } from './raft-runtime.js';
-import { parseRpcRequest, type NodeStatusWithAddresses, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
+import { NotLeaderError, type RaftRuntime } from './raft-runtime.js';
+import { parseRpcRequest, type AdminRequest, type NodeStatusWithAddresses, type RpcRequest, type RpcResponse, type RpcResult } from './rpc-protocol.js';
 
 type WriteRequest = Extract<RpcRequest, { type: 'put' | 'delete' }>;
+type AdminChange = Exclude<AdminRequest, { type: 'members' | 'removedNotice' }>;
 
 export class NodeBackend implements KvBackend {
   readonly maxValueBytes: number;
@@ -23,6 +29,7 @@ export class NodeBackend implements KvBackend {
     private readonly config: NodeConfig,
     private readonly peers: PeerClientPool,
     private readonly logger: Logger,
+    private readonly admin: ClusterAdmin,
   ) {
     this.maxValueBytes = config.maxValueBytes;
   }
@@ -63,8 +70,14 @@ export class NodeBackend implements KvBackend {
       commitIndex: status.commitIndex,
       appliedIndex: status.appliedIndex,
     };
+    if (this.runtime.removed !== null) return { healthy: false, body: { status: 'unhealthy', reason: 'this node was removed from the cluster', ...base } };
     if (status.diskFull) return { healthy: false, body: { status: 'unhealthy', reason: 'disk full: writes are refused', ...base } };
     if (status.leader === 0) return { healthy: false, body: { status: 'unhealthy', reason: 'no leader is known', ...base } };
+    // A learner never campaigns, so it keeps naming a leader that died: judge by what it hears.
+    const silenceMs = this.runtime.silenceMs(status.leader);
+    if (status.leader !== status.nodeId && silenceMs > 2 * this.config.electionTimeoutMsMax) {
+      return { healthy: false, body: { status: 'unhealthy', reason: `leader ${status.leader} has not been heard from for ${Number.isFinite(silenceMs) ? Math.round(silenceMs) : 'ever'} ms`, ...base } };
+    }
     return { healthy: true, body: { status: 'healthy', ...base } };
   }
 
@@ -102,13 +115,30 @@ export class NodeBackend implements KvBackend {
           } else {
             this.checkKey(request.key);
           }
+          await this.settleTransfer(Date.now() + this.config.requestTimeoutMs);
           if (this.runtime.node.role !== 'leader') {
             return { ok: false, code: 'NO_LEADER', message: 'This node is not the leader; the request was not proposed.', leaderId: this.runtime.node.leaderId };
           }
           return { ok: true, result: await this.proposeHere(request) };
         }
+        case 'members': return { ok: true, result: this.admin.view() };
+        case 'removedNotice': {
+          this.admin.removalNoticed(request.id);
+          return { ok: true, result: this.statusWithAddresses() };
+        }
+        case 'addMember':
+        case 'removeMember':
+        case 'promoteMember':
+        case 'transferLeader': {
+          // Forwarded member operations are carried out here or refused: never forwarded twice.
+          if (this.runtime.node.role !== 'leader') {
+            return { ok: false, code: 'NO_LEADER', message: 'This node is not the leader; nothing was changed.', leaderId: this.runtime.node.leaderId };
+          }
+          return { ok: true, result: await this.adminHere(request) };
+        }
       }
     } catch (error) {
+      if (error instanceof NotLeaderError) return { ok: false, code: 'NO_LEADER', message: error.message, leaderId: this.runtime.node.leaderId };
       if (error instanceof ApiError) return { ok: false, code: error.code, message: error.message };
       this.logger.error('request failed', { error });
       return { ok: false, code: 'INTERNAL', message: 'An internal error occurred.' };
@@ -140,7 +170,21 @@ export class NodeBackend implements KvBackend {
     const deadline = Date.now() + this.config.requestTimeoutMs;
     for (;;) {
       const leader = await this.requireLeader();
-      if (leader === this.config.nodeId) return this.proposeHere(request);
+      if (leader === this.config.nodeId) {
+        // A leader handing over refuses proposals: hold the request until the new leader is known.
+        await this.settleTransfer(deadline);
+        if (this.runtime.node.role !== 'leader') {
+          await this.waitForOtherLeader(deadline);
+          continue;
+        }
+        try {
+          return await this.proposeHere(request);
+        } catch (error) {
+          if (!(error instanceof NotLeaderError) || Date.now() >= deadline) throw error;
+          await this.waitForOtherLeader(deadline);
+          continue;
+        }
+      }
       const address = findMember(this.runtime.node.membership, leader)?.peerAddr;
       if (address === undefined) throw new ApiError('NO_LEADER', `Leader ${leader} is not in the membership; the request was not proposed.`);
       const remaining = deadline - Date.now();
@@ -153,6 +197,117 @@ export class NodeBackend implements KvBackend {
         continue;
       }
       throw new ApiError(response.code, response.message);
+    }
+  }
+
+  /** While this node leads and hands leadership over, wait (a transfer takes about one round trip). */
+  private async settleTransfer(deadline: number): Promise<void> {
+    while (this.runtime.node.role === 'leader' && this.runtime.node.transferee !== 0 && Date.now() < deadline) {
+      await sleep(Math.min(this.config.tickMs, 5));
+    }
+  }
+
+  /** After this node stopped leading: until another leader is known (or the deadline). */
+  private async waitForOtherLeader(deadline: number): Promise<void> {
+    while (Date.now() < deadline) {
+      const leader = this.runtime.node.leaderId;
+      if (leader !== 0 && leader !== this.config.nodeId) return;
+      if (this.runtime.node.role === 'leader' && this.runtime.node.transferee === 0) return;
+      await sleep(Math.min(this.config.tickMs, 5));
+    }
+  }
+
+  // ---- Cluster administration ------------------------------------------------------------------
+
+  async members(): Promise<MembersView> {
+    const node = this.runtime.node;
+    if (node.role !== 'leader' && node.leaderId !== 0) {
+      // The leader's view has each member's progress; a node's own view is the fallback.
+      const address = findMember(node.membership, node.leaderId)?.peerAddr;
+      if (address !== undefined) {
+        try {
+          const response = await this.peers.request(address, { type: 'members' }, Math.min(1000, this.config.requestTimeoutMs));
+          if (response.ok && (response.result as MembersView).view === 'leader') return response.result as MembersView;
+        } catch {
+          // fall back to the local view
+        }
+      }
+    }
+    return this.admin.view();
+  }
+
+  async addMember(member: NewMember, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.routeAdmin({ type: 'addMember', id: member.id, peerAddr: member.peerAddr, httpAddr: member.httpAddr, force: options.force })) as MemberChangeOutcome;
+  }
+
+  async removeMember(id: number, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.routeAdmin({ type: 'removeMember', id, force: options.force })) as MemberChangeOutcome;
+  }
+
+  async promoteMember(id: number, options: ChangeOptions): Promise<MemberChangeOutcome> {
+    return (await this.routeAdmin({ type: 'promoteMember', id, force: options.force })) as MemberChangeOutcome;
+  }
+
+  async transferLeader(id: number | null): Promise<TransferOutcome> {
+    return (await this.routeAdmin({ type: 'transferLeader', id })) as TransferOutcome;
+  }
+
+  /** A backup of this node's state machine that holds at least every write acknowledged before
+   * the request (a ReadIndex barrier first), streamed from one consistent read view. */
+  async snapshot(): Promise<StreamBody> {
+    await this.requireLeader();
+    await this.runtime.linearizableBarrier(this.config.requestTimeoutMs);
+    const exported = this.runtime.stateMachine.exportSnapshot();
+    const node = this.runtime.node;
+    const meta: BackupMeta = {
+      format: 'raft-kv-backup',
+      clusterId: this.admin.clusterId,
+      nodeId: this.config.nodeId,
+      index: exported.appliedIndex,
+      term: node.termAt(exported.appliedIndex) ?? node.term,
+      revision: exported.revision,
+      membership: node.membership,
+      createdAt: new Date().toISOString(),
+    };
+    this.logger.info('backup streaming', { index: meta.index, revision: meta.revision, term: meta.term });
+    return { contentType: 'application/octet-stream', fileName: `raft-kv-${this.admin.clusterId}-${meta.index}.backup`, chunks: backupChunks(meta, exported.chunks) };
+  }
+
+  /** Carry out a member operation on the leader: here when this node leads, else forwarded. */
+  private async routeAdmin(request: AdminChange): Promise<RpcResult> {
+    const deadline = Date.now() + 2 * this.config.requestTimeoutMs;
+    for (;;) {
+      const leader = await this.requireLeader();
+      if (leader === this.config.nodeId) {
+        try {
+          return await this.adminHere(request);
+        } catch (error) {
+          // The leader handed over (removing itself, say): take the request to the new leader.
+          if (!(error instanceof NotLeaderError) || Date.now() >= deadline) throw error;
+          await this.waitForOtherLeader(deadline);
+          continue;
+        }
+      }
+      const address = findMember(this.runtime.node.membership, leader)?.peerAddr;
+      if (address === undefined) throw new ApiError('NO_LEADER', `Leader ${leader} is not in the membership; nothing was changed.`);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new ApiError('NO_LEADER', 'No leader accepted the request in time; nothing was changed.', 1);
+      const response = await this.peers.request(address, request, remaining);
+      if (response.ok) return response.result;
+      if (response.code === 'NO_LEADER' && Date.now() < deadline) {
+        await sleep(this.config.tickMs);
+        continue;
+      }
+      throw new ApiError(response.code, response.message);
+    }
+  }
+
+  private adminHere(request: AdminChange): Promise<RpcResult> {
+    switch (request.type) {
+      case 'addMember': return this.admin.addLearner({ id: request.id, peerAddr: request.peerAddr, httpAddr: request.httpAddr });
+      case 'removeMember': return this.admin.remove(request.id, request.force);
+      case 'promoteMember': return this.admin.promote(request.id, request.force);
+      case 'transferLeader': return this.admin.transfer(request.id);
     }
   }
 
@@ -175,6 +330,10 @@ export class NodeBackend implements KvBackend {
       throw error;
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function toOutcome(result: CommandResult): KvRecord | DeleteOutcome {

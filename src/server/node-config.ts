@@ -15,9 +15,22 @@ export interface NodeConfig {
   readonly peerAdvertise: string;
   readonly httpListen: HostPort;
   readonly httpAdvertise: string;
-  /** Founding members, id -> peer address (empty when joining an existing cluster). */
+  /** Founding members, id -> peer address (empty when joining an existing cluster). Only seeds a
+   * brand-new cluster: once the data directory holds a membership, the log is the truth. */
   readonly clusterNodes: ReadonlyMap<number, string>;
+  /** The id CLUSTER_NODES and CLUSTER_TOKEN give a new cluster ('' without CLUSTER_NODES). The id a
+   * node runs with comes from its data directory once it has one. */
   readonly clusterId: string;
+  /** Base URLs (http://host:port) of members' APIs, to ask to be added (tried in turn); null to
+   * found or resume. */
+  readonly join: readonly string[] | null;
+  /** The leader promotes a learner to voter once it is within `promoteMaxLagEntries` entries. */
+  readonly autoPromote: boolean;
+  readonly promoteMaxLagEntries: number;
+  /** Recovery from a lost majority: rewrite the membership to this node alone, as a new cluster. */
+  readonly forceNewCluster: boolean;
+  /** Seed a new single-node cluster from a backup file (GET /cluster/snapshot). */
+  readonly restoreFile: string | null;
   readonly dataDir: string;
   readonly tickMs: number;
   readonly electionTimeoutMsMin: number;
@@ -44,19 +57,29 @@ export const NODE_DEFAULTS = {
   SNAPSHOT_EVERY_ENTRIES: 10_000,
   SNAPSHOT_KEEP_TAIL_ENTRIES: 5_000,
   HISTORY_RETENTION_REVISIONS: 100_000,
+  PROMOTE_MAX_LAG_ENTRIES: 1000,
 } as const;
 
 export function loadNodeConfig(raw: RawSettings, workingDirectory: string): NodeConfig {
   const nodeIdRaw = raw.NODE_ID;
   if (nodeIdRaw === undefined || nodeIdRaw.trim() === '') throw new SettingsError('NODE_ID is required (an integer from 1)');
   const nodeId = integerSetting(raw, 'NODE_ID', 0, 1, 1_000_000);
-  if (raw.CLUSTER_NODES === undefined || raw.CLUSTER_NODES.trim() === '') throw new SettingsError('CLUSTER_NODES is required (e.g. localhost:50051,localhost:50052,localhost:50053)');
-  const clusterNodes = parseClusterNodes(raw.CLUSTER_NODES);
+  const clusterNodes = raw.CLUSTER_NODES === undefined || raw.CLUSTER_NODES.trim() === '' ? new Map<number, string>() : parseClusterNodes(raw.CLUSTER_NODES);
+  const join = raw.JOIN === undefined || raw.JOIN.trim() === '' ? null : raw.JOIN.split(',').filter((part) => part.trim() !== '').map(joinUrl);
+  const forceNewCluster = booleanSetting(raw, 'FORCE_NEW_CLUSTER', false);
+  const restoreFile = raw.RESTORE === undefined || raw.RESTORE.trim() === '' || raw.RESTORE === 'true' ? null : resolve(workingDirectory, raw.RESTORE.trim());
+  if (raw.RESTORE === 'true') throw new SettingsError('--restore needs a backup file: --restore FILE');
+  const modes = [join !== null ? 'JOIN' : '', forceNewCluster ? '--force-new-cluster' : '', restoreFile !== null ? '--restore' : ''].filter((m) => m !== '');
+  if (modes.length > 1) throw new SettingsError(`${modes.join(' and ')} cannot be combined: each starts the node in a different way`);
   const ownListed = clusterNodes.get(nodeId);
-  if (ownListed === undefined) throw new SettingsError(`NODE_ID ${nodeId} is not in CLUSTER_NODES (${clusterNodes.size} listed)`);
-  const peerListen = parseHostPort(raw.NODE_ADDR ?? ownListed, 'NODE_ADDR');
-  const peerAdvertise = formatHostPort(parseHostPort(raw.ADVERTISE_ADDR ?? raw.NODE_ADDR ?? ownListed, 'ADVERTISE_ADDR'));
-  if (peerAdvertise !== ownListed) {
+  if (clusterNodes.size > 0 && ownListed === undefined && join === null && !forceNewCluster && restoreFile === null) {
+    throw new SettingsError(`NODE_ID ${nodeId} is not in CLUSTER_NODES (${clusterNodes.size} listed); to add a node to a running cluster, give JOIN=<a member's HTTP address> instead`);
+  }
+  const peerListenText = raw.NODE_ADDR ?? ownListed;
+  if (peerListenText === undefined) throw new SettingsError('NODE_ADDR is required (host:port of the peer port) when this node is not listed in CLUSTER_NODES');
+  const peerListen = parseHostPort(peerListenText, 'NODE_ADDR');
+  const peerAdvertise = formatHostPort(parseHostPort(raw.ADVERTISE_ADDR ?? peerListenText, 'ADVERTISE_ADDR'));
+  if (ownListed !== undefined && join === null && peerAdvertise !== ownListed) {
     throw new SettingsError(`ADVERTISE_ADDR ${peerAdvertise} (defaults to NODE_ADDR) differs from node ${nodeId}'s entry in CLUSTER_NODES (${ownListed}): set ADVERTISE_ADDR=${ownListed}`);
   }
   const httpListen = parseHostPort(raw.HTTP_ADDR ?? `127.0.0.1:${8080 + nodeId}`, 'HTTP_ADDR');
@@ -77,7 +100,12 @@ export function loadNodeConfig(raw: RawSettings, workingDirectory: string): Node
     httpListen,
     httpAdvertise,
     clusterNodes,
-    clusterId: computeClusterId(clusterNodes, raw.CLUSTER_TOKEN ?? ''),
+    clusterId: clusterNodes.size > 0 ? computeClusterId(clusterNodes, raw.CLUSTER_TOKEN ?? '') : '',
+    join,
+    autoPromote: booleanSetting(raw, 'AUTO_PROMOTE', true),
+    promoteMaxLagEntries: integerSetting(raw, 'PROMOTE_MAX_LAG_ENTRIES', NODE_DEFAULTS.PROMOTE_MAX_LAG_ENTRIES, 0),
+    forceNewCluster,
+    restoreFile,
     dataDir: resolve(workingDirectory, raw.DATA_DIR ?? `data/node-${nodeId}`),
     tickMs,
     electionTimeoutMsMin,
@@ -92,6 +120,13 @@ export function loadNodeConfig(raw: RawSettings, workingDirectory: string): Node
     unsafeNoFsync: booleanSetting(raw, 'UNSAFE_NO_FSYNC', false),
     checkConfigOnly: booleanSetting(raw, 'CHECK_CONFIG', false),
   };
+}
+
+/** One JOIN address: a URL (http://host:port) or host:port of a member's HTTP API, as a base URL. */
+export function joinUrl(value: string): string {
+  const trimmed = value.trim();
+  if (/^https:\/\//i.test(trimmed)) throw new SettingsError(`JOIN: "${value}": the API is plain HTTP (TLS is planned)`);
+  return `http://${formatHostPort(parseHostPort(trimmed, 'JOIN'))}`;
 }
 
 /** Milliseconds to ticks, rounding so that a timeout never becomes shorter than asked. */

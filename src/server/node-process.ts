@@ -5,71 +5,76 @@ import { join } from 'node:path';
 import { ApiHttpServer } from '../api/http-server.js';
 import type { Logger } from '../common/logger.js';
 import { KvStateMachine } from '../kvstore/state-machine.js';
-import type { Membership, RaftInitialState } from '../raft/types.js';
+import { findMember } from '../raft/membership.js';
 import { openDataDir, type DataDir } from '../storage/data-dir.js';
-import { RaftLogStore, type RecoveredLog } from '../storage/wal.js';
+import { RaftLogStore } from '../storage/wal.js';
 import { PeerTransport } from '../transport/peer-transport.js';
+import { bootstrap } from './bootstrap.js';
+import { ClusterAdmin } from './cluster-admin.js';
+import { askToBeAdded } from './join.js';
 import { NodeBackend } from './node-backend.js';
 import type { NodeConfig } from './node-config.js';
 import { PeerClientPool } from './peer-client-pool.js';
-import { RaftRuntime } from './raft-runtime.js';
+import { RaftRuntime, type Removal } from './raft-runtime.js';
+import { writeRemovalRecord } from './removal-marker.js';
 
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
-}
+export { StartupError } from './startup-error.js';
+export { foundingMembership, initialRaftState } from './bootstrap.js';
 
 export interface RunningNode {
   readonly runtime: RaftRuntime;
   readonly backend: NodeBackend;
   readonly httpPort: number;
   readonly peerPort: number;
+  readonly clusterId: string;
   /** Graceful stop: a leader hands over leadership (at most `transferTimeoutMs`), then all closes. */
   stop(transferTimeoutMs?: number): Promise<void>;
 }
 
-/** The founding membership, identical on every founding member (addresses as listed). */
-export function foundingMembership(config: NodeConfig): Membership {
-  return {
-    members: [...config.clusterNodes.entries()].sort(([a], [b]) => a - b).map(([id, peerAddr]) => ({
-      id, role: 'voter' as const, peerAddr, httpAddr: '',
-    })),
-  };
+export interface NodeHooks {
+  /** The node can no longer be trusted to run (failed fsync, broken invariant). */
+  readonly onFatal: (error: Error) => void;
+  /** A committed membership no longer holds this node; it has stopped taking part. */
+  readonly onRemoved?: (removal: Removal) => void;
 }
 
-export function initialRaftState(recovered: RecoveredLog, founding: Membership, stateMachineAppliedIndex: number): RaftInitialState {
-  const snapshot = recovered.snapshot ?? { index: 0, term: 0, membership: founding };
-  const lastIndex = recovered.entries.length > 0 ? recovered.entries[recovered.entries.length - 1].index : snapshot.index;
-  const commitIndex = Math.min(Math.max(recovered.hardState.commitIndex, snapshot.index), Math.max(lastIndex, snapshot.index));
-  // The engine may be ahead of the log's commit (a snapshot installed just before a crash): the core
-  // then hands those entries out again and the engine skips what it already applied.
-  const appliedIndex = Math.max(snapshot.index, Math.min(stateMachineAppliedIndex, commitIndex));
-  return { hardState: { ...recovered.hardState, commitIndex }, snapshot, entries: recovered.entries, appliedIndex };
-}
-
-export async function startNode(config: NodeConfig, logger: Logger, onFatal: (error: Error) => void): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, logger: Logger, hooks: NodeHooks | ((error: Error) => void)): Promise<RunningNode> {
+  const { onFatal, onRemoved } = typeof hooks === 'function' ? { onFatal: hooks, onRemoved: undefined } : hooks;
   const dataDir: DataDir = await openDataDir(config.dataDir, logger);
+  let stopped = false;
+  let kv: KvStateMachine | null = null;
+  let wal: RaftLogStore | null = null;
   try {
-    checkIdentity(dataDir, config);
-    const { store: wal, recovered } = await RaftLogStore.open(join(config.dataDir, 'wal'), { fsync: !config.unsafeNoFsync, logger });
+    const opened = await RaftLogStore.open(join(config.dataDir, 'wal'), { fsync: !config.unsafeNoFsync, logger });
+    wal = opened.store;
+    const { recovered } = opened;
     if (config.unsafeNoFsync) logger.warn('UNSAFE_NO_FSYNC is on: acknowledged writes can be lost if the machine crashes');
-    const kv = await KvStateMachine.open(join(config.dataDir, 'kv'), { logger });
-    if (dataDir.readIdentity() === null) {
-      await dataDir.writeIdentity({ clusterId: config.clusterId, nodeId: config.nodeId, createdAt: new Date().toISOString() });
-    }
-    const initial = initialRaftState(recovered, foundingMembership(config), kv.appliedIndex);
+    kv = await KvStateMachine.open(join(config.dataDir, 'kv'), { logger });
+    const started = await bootstrap({ config, logger, dataDir, wal, recovered, kv, running: () => !stopped });
+    const { initial, clusterId } = started;
     logger.info('recovered state', {
-      term: initial.hardState.term, commitIndex: initial.hardState.commitIndex, snapshotIndex: initial.snapshot.index,
+      mode: started.mode, clusterId, term: initial.hardState.term, commitIndex: initial.hardState.commitIndex, snapshotIndex: initial.snapshot.index,
       entries: initial.entries.length, engineAppliedIndex: kv.appliedIndex, tornBytesCut: recovered.tornBytesCut,
+      members: started.appliedMembership.members.map((m) => `${m.id}:${m.role}`).join(','),
     });
+    const stateMachine = kv;
+    const log = wal;
+    const addressBook = new Map<number, string>();
+    const learnPeers = (members: readonly { readonly id: number; readonly peerAddr: string }[]): void => {
+      for (const member of members) if (member.id !== config.nodeId && typeof member.peerAddr === 'string' && member.peerAddr !== '') addressBook.set(member.id, member.peerAddr);
+    };
+    learnPeers(started.knownPeers);
 
     let runtime: RaftRuntime | null = null;
     let backend: NodeBackend | null = null;
     const transport = new PeerTransport({
       selfId: config.nodeId,
-      clusterId: config.clusterId,
+      clusterId,
       listenHost: config.peerListen.host,
       listenPort: config.peerListen.port,
-      peerAddress: (id) => runtime?.node.membership.members.find((member) => member.id === id)?.peerAddr,
+      // The membership first; a joining node also answers the members it was told of before its
+      // own configuration entry reaches it (else the leader could never hear it acknowledge).
+      peerAddress: (id) => runtime?.node.membership.members.find((member) => member.id === id)?.peerAddr ?? addressBook.get(id),
       onMessage: (message) => runtime?.onMessage(message),
       onSnapshot: async (request, chunks) => {
         if (runtime === null) throw new Error('not started');
@@ -78,35 +83,50 @@ export async function startNode(config: NodeConfig, logger: Logger, onFatal: (er
       onClientRequest: async (body) => (backend === null ? { ok: false, code: 'SHUTTING_DOWN', message: 'Starting up.' } : backend.handleRpc(body)),
       logger: logger.child({ component: 'transport' }),
     });
-    runtime = new RaftRuntime({ config, logger, wal, kv, transport, initial, onFatal });
-    const peers = new PeerClientPool(config.clusterId, logger);
-    backend = new NodeBackend(runtime, config, peers, logger);
+    const removedHook = (removal: Removal): void => {
+      void writeRemovalRecord(config.dataDir, { clusterId, nodeId: config.nodeId, index: removal.index, how: removal.how, removedAt: new Date().toISOString() })
+        .catch((error: unknown) => logger.error('could not record the removal in the data directory', { error: (error as Error).message }))
+        .then(() => onRemoved?.(removal));
+    };
+    runtime = new RaftRuntime({ config, logger, wal: log, kv: stateMachine, transport, initial, appliedMembership: started.appliedMembership, onFatal, onRemoved: removedHook });
+    const peers = new PeerClientPool(clusterId, logger);
+    const admin = new ClusterAdmin(runtime, config, peers, logger.child({ component: 'membership' }), clusterId);
+    backend = new NodeBackend(runtime, config, peers, logger, admin);
     const peerAddress = await transport.start();
     runtime.start();
+    admin.start();
     const http = new ApiHttpServer(backend, { host: config.httpListen.host, port: config.httpListen.port, logger });
     const httpAddress = await http.listen();
-    logger.info('node started', { peerAddr: config.peerAdvertise, httpAddr: config.httpAdvertise, dataDir: config.dataDir });
+    logger.info('node started', { clusterId, peerAddr: config.peerAdvertise, httpAddr: config.httpAdvertise, dataDir: config.dataDir, mode: started.mode });
 
-    const started = runtime;
+    const startedRuntime = runtime;
     const startedBackend = backend;
+    if (started.joining && config.join !== null) {
+      const isMember = (): boolean => findMember(startedRuntime.node.membership, config.nodeId) !== undefined;
+      void askToBeAdded({ joinUrls: config.join, logger, stopped: () => stopped, self: { id: config.nodeId, peerAddr: config.peerAdvertise, httpAddr: config.httpAdvertise } }, null, isMember, learnPeers)
+        .catch((error: Error) => onFatal(error));
+    }
     let stopping: Promise<void> | null = null;
     return {
-      runtime: started,
+      runtime: startedRuntime,
       backend: startedBackend,
       httpPort: httpAddress.port,
       peerPort: peerAddress.port,
+      clusterId,
       stop: (transferTimeoutMs = 1000) => {
+        stopped = true;
         stopping ??= (async () => {
-          if (started.node.role === 'leader') {
-            const handedOver = await started.transferLeadershipAway(transferTimeoutMs);
-            logger.info(handedOver ? 'leadership handed over' : 'leadership not handed over in time', { term: started.node.term });
+          if (startedRuntime.node.role === 'leader' && startedRuntime.removed === null) {
+            const handedOver = await startedRuntime.transferLeadershipAway(transferTimeoutMs);
+            logger.info(handedOver ? 'leadership handed over' : 'leadership not handed over in time', { term: startedRuntime.node.term });
           }
+          admin.stop();
           await http.close();
-          await started.stop();
+          await startedRuntime.stop();
           peers.close();
           await transport.stop();
-          await wal.close();
-          await kv.close();
+          await log.close();
+          await stateMachine.close();
           await dataDir.release();
           logger.info('node stopped');
         })();
@@ -114,19 +134,10 @@ export async function startNode(config: NodeConfig, logger: Logger, onFatal: (er
       },
     };
   } catch (error) {
+    stopped = true;
+    await wal?.close().catch(() => {});
+    await kv?.close().catch(() => {});
     await dataDir.release();
     throw error;
-  }
-}
-
-/** A data directory belongs to one member of one cluster. */
-function checkIdentity(dataDir: DataDir, config: NodeConfig): void {
-  const identity = dataDir.readIdentity();
-  if (identity === null) return;
-  if (identity.nodeId !== config.nodeId) {
-    throw new StartupError(`data directory ${config.dataDir} belongs to node ${identity.nodeId}, not NODE_ID ${config.nodeId}`);
-  }
-  if (identity.clusterId !== config.clusterId) {
-    throw new StartupError(`data directory ${config.dataDir} belongs to cluster ${identity.clusterId}, but CLUSTER_NODES/CLUSTER_TOKEN give cluster ${config.clusterId}`);
   }
 }

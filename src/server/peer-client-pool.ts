@@ -4,7 +4,7 @@
 import { ApiError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { PeerClient } from '../transport/peer-transport.js';
-import { parseRpcResponse, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
+import { changesState, parseRpcResponse, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
 
 export class PeerClientPool {
   private readonly clients = new Map<string, Promise<PeerClient>>();
@@ -21,6 +21,11 @@ export class PeerClientPool {
     let client: PeerClient;
     try {
       client = await this.connection(address);
+      if (client.closed) {
+        // The peer closed it since (a restart, say): nothing was sent on it; dial again.
+        this.drop(address, client);
+        client = await this.connection(address);
+      }
     } catch (error) {
       this.clients.delete(address);
       throw new ApiError('NO_LEADER', `Could not reach ${address}: ${(error as Error).message}; the request was not sent.`);
@@ -30,14 +35,13 @@ export class PeerClientPool {
       body = await client.request(request, timeoutMs);
     } catch (error) {
       this.drop(address, client);
-      const sentWrite = request.type === 'put' || request.type === 'delete';
-      throw new ApiError(sentWrite ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', `No answer from ${address}: ${(error as Error).message}`);
+      throw new ApiError(changesState(request) ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', `No answer from ${address}: ${(error as Error).message}`);
     }
     const response = parseRpcResponse(body);
     if (response === null) {
       this.logger.warn('malformed answer from a node', { address });
       this.drop(address, client);
-      throw new ApiError(request.type === 'put' || request.type === 'delete' ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', `Malformed answer from ${address}.`);
+      throw new ApiError(changesState(request) ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', `Malformed answer from ${address}.`);
     }
     return response;
   }

@@ -8,9 +8,10 @@ import type { Logger } from '../common/logger.js';
 import { encodeCommand, type KvCommand } from '../kvstore/commands.js';
 import type { CommandResult, KvStateMachine } from '../kvstore/state-machine.js';
 import { RaftNode } from '../raft/node.js';
+import { findMember } from '../raft/membership.js';
 import {
-  defaultRaftConfig, type Entry, type Index, type Membership, type Message, type NodeId, type RaftEvent,
-  type RaftInitialState, type Ready, type Role, type SnapshotRequest,
+  defaultRaftConfig, type Entry, type Index, type Membership, type MembershipChange, type Message, type NodeId,
+  type RaftEvent, type RaftInitialState, type Ready, type Role, type SnapshotRequest,
 } from '../raft/types.js';
 import type { RaftLogStore } from '../storage/wal.js';
 import { DiskFullError } from '../storage/wal.js';
@@ -22,6 +23,30 @@ interface PendingProposal {
   readonly resolve: (result: CommandResult) => void;
   readonly reject: (error: ApiError) => void;
   readonly timer: NodeJS.Timeout;
+}
+
+interface PendingConfigChange {
+  readonly term: number;
+  readonly resolve: (index: Index) => void;
+  readonly reject: (error: ApiError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** The core refused a proposal because this node does not lead, or is handing leadership over:
+ * nothing was proposed, so the caller may take the request to the leader. */
+export class NotLeaderError extends ApiError {
+  constructor(readonly transferring: boolean) {
+    super('NO_LEADER', transferring
+      ? 'This node is handing leadership over; the request was not proposed.'
+      : 'This node is not the leader; the request was not proposed.');
+  }
+}
+
+/** Why this node stopped taking part: a committed membership without it. */
+export interface Removal {
+  /** The index of the configuration that removed it (0 when learned from the leader's status). */
+  readonly index: Index;
+  readonly how: string;
 }
 
 interface PendingRead {
@@ -38,8 +63,12 @@ export interface RuntimeDependencies {
   readonly kv: KvStateMachine;
   readonly transport: PeerTransport;
   readonly initial: RaftInitialState;
+  /** The membership in force at the initial applied index (what the state machine reflects). */
+  readonly appliedMembership: Membership;
   /** Called when the node can no longer be trusted to run (failed fsync, broken invariant). */
   readonly onFatal: (error: Error) => void;
+  /** Called once when a committed membership no longer holds this node; the runtime has stopped. */
+  readonly onRemoved?: (removal: Removal) => void;
 }
 
 export interface NodeStatus {
@@ -53,6 +82,8 @@ export interface NodeStatus {
   readonly snapshotIndex: Index;
   readonly revision: number;
   readonly membership: Membership;
+  /** The index of the entry that set `membership`; it is in force once committed. */
+  readonly membershipIndex: Index;
   readonly diskFull: boolean;
   readonly followers?: readonly { readonly id: NodeId; readonly matchIndex: Index; readonly lag: number; readonly state: string }[];
 }
@@ -68,7 +99,14 @@ export class RaftRuntime {
   private readonly kv: KvStateMachine;
   private readonly transport: PeerTransport;
   private readonly onFatal: (error: Error) => void;
+  private readonly onRemoved: ((removal: Removal) => void) | undefined;
   private readonly proposals = new Map<Index, PendingProposal>();
+  private readonly configChanges = new Map<Index, PendingConfigChange>();
+  /** When a Raft message last arrived from each peer (ms, monotonic): a member's liveness. */
+  private readonly lastHeardMs = new Map<NodeId, number>();
+  /** Whether the membership the state machine has applied up to holds this node. */
+  private appliedIncludesSelf: boolean;
+  private removal: Removal | null = null;
   private readonly reads = new Map<number, PendingRead>();
   private readonly waitingForLeader = new Set<() => void>();
   private readonly snapshotsSending = new Set<NodeId>();
@@ -89,6 +127,8 @@ export class RaftRuntime {
     this.kv = deps.kv;
     this.transport = deps.transport;
     this.onFatal = deps.onFatal;
+    this.onRemoved = deps.onRemoved;
+    this.appliedIncludesSelf = findMember(deps.appliedMembership, deps.config.nodeId) !== undefined;
     const { config } = deps;
     const raftConfig = {
       ...defaultRaftConfig(config.nodeId, { nextInt: (max: number) => randomInt(max) }),
@@ -110,6 +150,7 @@ export class RaftRuntime {
 
   onMessage(message: Message): void {
     if (this.stopped) return;
+    this.lastHeardMs.set(message.from, performance.now());
     this.guard(() => this.node.step(message));
     this.scheduleReady();
   }
@@ -144,7 +185,7 @@ export class RaftRuntime {
     if (!result.ok) {
       switch (result.reason) {
         case 'overloaded': return Promise.reject(new ApiError('OVERLOADED', 'Too many uncommitted writes; retry later.', 1));
-        default: return Promise.reject(new ApiError('NO_LEADER', 'This node is not the leader; the request was not proposed.'));
+        default: return Promise.reject(new NotLeaderError(result.reason === 'transferring'));
       }
     }
     this.scheduleReady();
@@ -155,6 +196,67 @@ export class RaftRuntime {
       }, timeoutMs);
       this.proposals.set(result.index, { term: result.term, resolve, reject, timer });
     });
+  }
+
+  /**
+   * Propose one membership change on this node, which must lead; resolves with the index of its
+   * configuration entry once that entry is applied (committed by the voters that count).
+   */
+  proposeMembershipChange(change: MembershipChange, timeoutMs: number): Promise<Index> {
+    if (this.stopped) return Promise.reject(new ApiError('SHUTTING_DOWN'));
+    if (this.diskFull) return Promise.reject(new ApiError('DISK_FULL'));
+    let result;
+    try {
+      result = this.node.proposeMembershipChange(change);
+    } catch (error) {
+      this.fail(error as Error);
+      return Promise.reject(new ApiError('INTERNAL'));
+    }
+    if (!result.ok) {
+      switch (result.reason) {
+        case 'membershipChangePending': return Promise.reject(new ApiError('CONFLICT', 'Another membership change is in progress; retry once it is done.'));
+        case 'invalidMembershipChange': return Promise.reject(new ApiError(result.detail.endsWith('is not a member') ? 'NOT_FOUND' : 'BAD_REQUEST', `Refused: ${result.detail}.`));
+        case 'overloaded': return Promise.reject(new ApiError('OVERLOADED'));
+        default: return Promise.reject(new NotLeaderError(result.reason === 'transferring'));
+      }
+    }
+    this.logger.info('membership change proposed', { change, index: result.index, term: result.term });
+    this.scheduleReady();
+    return new Promise<Index>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.configChanges.delete(result.index);
+        reject(new ApiError('OUTCOME_UNKNOWN', 'The membership change was proposed but did not commit in time; check GET /cluster/members.'));
+      }, timeoutMs);
+      this.configChanges.set(result.index, { term: result.term, resolve, reject, timer });
+    });
+  }
+
+  /** Whether a Raft message from `id` arrived within the last `windowMs` (this node counts as live). */
+  heardFromWithin(id: NodeId, windowMs: number): boolean {
+    if (id === this.config.nodeId) return true;
+    const last = this.lastHeardMs.get(id);
+    return last !== undefined && performance.now() - last <= windowMs;
+  }
+
+  /** Milliseconds since a Raft message last arrived from `id` (Infinity if never). */
+  silenceMs(id: NodeId): number {
+    const last = this.lastHeardMs.get(id);
+    return last === undefined ? Infinity : performance.now() - last;
+  }
+
+  get removed(): Removal | null {
+    return this.removal;
+  }
+
+  /**
+   * This node is no longer a member (a committed configuration without it): stop taking part at
+   * once (no ticks, no messages, no votes), say so, and let the process take itself down.
+   */
+  markRemoved(removal: Removal): void {
+    if (this.removal !== null) return;
+    this.removal = removal;
+    this.logger.warn('this node was removed from the cluster: it stops taking part', { index: removal.index, how: removal.how });
+    void this.stop().then(() => this.onRemoved?.(removal));
   }
 
   /** Resolves once this node's state machine may serve a linearizable read (thesis 6.4). */
@@ -207,6 +309,7 @@ export class RaftRuntime {
       snapshotIndex: node.latestSnapshot.index,
       revision: this.kv.revision,
       membership: node.membership,
+      membershipIndex: node.membershipIndex,
       diskFull: this.diskFull,
       ...(followers ? { followers } : {}),
     };
@@ -230,6 +333,32 @@ export class RaftRuntime {
     return false;
   }
 
+  /**
+   * Leader: hand leadership to `to` (or the most up-to-date voter when null), thesis 3.10. Resolves
+   * with the new leader's id once one is known; TRANSFER_FAILED when the target did not take over.
+   */
+  async transferLeadership(to: NodeId | null, timeoutMs: number): Promise<NodeId> {
+    if (this.stopped) throw new ApiError('SHUTTING_DOWN');
+    if (this.node.role !== 'leader') throw new NotLeaderError(false);
+    const started = this.node.transferLeadership(to);
+    if (!started.ok) throw new ApiError('BAD_REQUEST', `Cannot transfer leadership: ${started.reason}.`);
+    if (started.to === this.config.nodeId) return started.to;
+    this.logger.info('leadership transfer started', { to: started.to, term: this.node.term });
+    this.scheduleReady();
+    const deadline = performance.now() + timeoutMs;
+    const term = this.node.term;
+    while (performance.now() < deadline && !this.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(this.config.tickMs, 5)));
+      if (this.node.term > term && this.node.leaderId !== 0 && this.node.leaderId !== this.config.nodeId) return this.node.leaderId;
+      if (this.node.role === 'leader' && this.node.transferee === 0) break;
+    }
+    if (this.node.role !== 'leader') {
+      // It stepped down; the new leader is not known yet. Say who it was handed to.
+      return started.to;
+    }
+    throw new ApiError('TRANSFER_FAILED', `Node ${started.to} did not take over leadership in time; node ${this.config.nodeId} still leads.`, 1);
+  }
+
   /** Stop ticking and answering; pending requests fail with SHUTTING_DOWN or OUTCOME_UNKNOWN. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -245,6 +374,11 @@ export class RaftRuntime {
       clearTimeout(read.timer);
       read.reject(new ApiError('SHUTTING_DOWN'));
       this.reads.delete(context);
+    }
+    for (const [index, change] of this.configChanges) {
+      clearTimeout(change.timer);
+      change.reject(new ApiError('OUTCOME_UNKNOWN', 'The node shut down before the membership change was known to commit.'));
+      this.configChanges.delete(index);
     }
   }
 
@@ -280,6 +414,7 @@ export class RaftRuntime {
       await this.persist(ready);
     }
     this.sendMessages(ready.messagesAfterPersist);
+    if (ready.snapshot !== null) this.appliedMembershipIs(ready.snapshot.membership, ready.snapshot.index, 'a snapshot from the leader');
     this.applyCommitted(ready.committedEntries);
     for (const readState of ready.readStates) {
       const read = this.reads.get(readState.context);
@@ -339,6 +474,11 @@ export class RaftRuntime {
     if (entries.length === 0) return;
     const results = this.kv.apply(entries);
     for (const entry of entries) {
+      if (entry.kind === 'config') {
+        this.resolveConfigChange(entry.index, entry.term);
+        this.appliedMembershipIs(entry.membership, entry.index, 'a committed configuration entry');
+        continue;
+      }
       const proposal = this.proposals.get(entry.index);
       if (proposal === undefined) continue;
       this.proposals.delete(entry.index);
@@ -346,6 +486,31 @@ export class RaftRuntime {
       const result = results.get(entry.index);
       if (proposal.term === entry.term && result !== undefined) proposal.resolve(result);
       else proposal.reject(new ApiError('OUTCOME_UNKNOWN', 'Leadership changed while the write was in flight; retry with the same client id and sequence number.'));
+    }
+  }
+
+  private resolveConfigChange(index: Index, term: number): void {
+    const change = this.configChanges.get(index);
+    if (change === undefined) return;
+    this.configChanges.delete(index);
+    clearTimeout(change.timer);
+    if (change.term === term) change.resolve(index);
+    else change.reject(new ApiError('OUTCOME_UNKNOWN', 'Leadership changed while the membership change was in flight; check GET /cluster/members.'));
+  }
+
+  /** The committed membership moved on to `membership`: a node that was in it and is not any more
+   * was removed (a joining node is in none until its own entry arrives). */
+  private appliedMembershipIs(membership: Membership, index: Index, how: string): void {
+    const includesSelf = findMember(membership, this.config.nodeId) !== undefined;
+    if (this.appliedIncludesSelf && !includesSelf) this.markRemoved({ index, how });
+    this.appliedIncludesSelf = includesSelf;
+  }
+
+  private reissuePendingReads(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index >= 0) continue;
+      const accepted = this.node.readIndex(context);
+      if (!accepted.ok) this.logger.debug('could not re-ask a read index of the new leader', { context, reason: accepted.reason });
     }
   }
 
@@ -377,9 +542,13 @@ export class RaftRuntime {
     for (const event of ready.events) this.logEvent(event);
     const { role, leaderId } = ready.softState;
     if (role !== this.lastRole || leaderId !== this.lastLeader) {
+      const leaderChanged = leaderId !== this.lastLeader;
       this.lastRole = role;
       this.lastLeader = leaderId;
       if (leaderId !== 0) for (const waiter of [...this.waitingForLeader]) waiter();
+      // A read index asked of a leader that stepped down (a leadership transfer, say) is never
+      // answered: ask the new leader, so the read waits a round trip instead of timing out.
+      if (leaderChanged && leaderId !== 0) this.reissuePendingReads();
     }
   }
 

@@ -1,7 +1,7 @@
 // Requests a client connection on the peer port may make: followers forward writes to the leader
 // this way, and the gateway reaches nodes this way. Bodies are validated like any untrusted input.
 
-import type { ClientStamp, DeleteOutcome, KvRecord, ReadConsistency } from '../api/backend.js';
+import type { ClientStamp, DeleteOutcome, KvRecord, MemberChangeOutcome, MembersView, ReadConsistency, TransferOutcome } from '../api/backend.js';
 import { isErrorCode, type ErrorCode } from '../common/errors.js';
 import type { NodeStatus } from './raft-runtime.js';
 
@@ -9,7 +9,26 @@ export type RpcRequest =
   | { readonly type: 'put'; readonly key: string; readonly value: string; readonly client?: ClientStamp }
   | { readonly type: 'delete'; readonly key: string; readonly client?: ClientStamp }
   | { readonly type: 'get'; readonly key: string; readonly consistency: ReadConsistency; readonly revision?: number }
-  | { readonly type: 'status' };
+  | { readonly type: 'status' }
+  | AdminRequest;
+
+/** Membership and leadership operations: answered by the leader, refused (NO_LEADER) elsewhere,
+ * except 'members', which any node answers with its own view. */
+export type AdminRequest =
+  | { readonly type: 'members' }
+  | { readonly type: 'addMember'; readonly id: number; readonly peerAddr: string; readonly httpAddr: string; readonly force: boolean }
+  | { readonly type: 'removeMember'; readonly id: number; readonly force: boolean }
+  | { readonly type: 'promoteMember'; readonly id: number; readonly force: boolean }
+  | { readonly type: 'transferLeader'; readonly id: number | null }
+  /** From a leader to a member it just removed: "check whether you were removed" (the member asks
+   * the others and trusts only a committed membership, never this message). */
+  | { readonly type: 'removedNotice'; readonly id: number };
+
+/** Requests that change something: a lost answer leaves their outcome unknown. */
+export function changesState(request: RpcRequest): boolean {
+  return request.type === 'put' || request.type === 'delete' || request.type === 'addMember'
+    || request.type === 'removeMember' || request.type === 'promoteMember' || request.type === 'transferLeader';
+}
 
 export interface NodeStatusWithAddresses extends NodeStatus {
   readonly httpAddr: string;
@@ -17,7 +36,7 @@ export interface NodeStatusWithAddresses extends NodeStatus {
   readonly keys: number;
 }
 
-export type RpcResult = KvRecord | DeleteOutcome | { readonly found: false } | NodeStatusWithAddresses;
+export type RpcResult = KvRecord | DeleteOutcome | { readonly found: false } | NodeStatusWithAddresses | MembersView | MemberChangeOutcome | TransferOutcome;
 
 export type RpcResponse =
   | { readonly ok: true; readonly result: RpcResult }
@@ -59,8 +78,27 @@ export function parseRpcRequest(body: unknown): RpcRequest | null {
         ? { type: 'get', key: body.key, consistency: body.consistency }
         : { type: 'get', key: body.key, consistency: body.consistency, revision: body.revision as number };
     }
+    case 'members': return { type: 'members' };
+    case 'addMember': {
+      if (!isMemberId(body.id) || typeof body.peerAddr !== 'string' || typeof body.httpAddr !== 'string' || body.peerAddr.length > 300 || body.httpAddr.length > 300) return null;
+      return { type: 'addMember', id: body.id, peerAddr: body.peerAddr, httpAddr: body.httpAddr, force: body.force === true };
+    }
+    case 'removeMember':
+    case 'promoteMember': {
+      if (!isMemberId(body.id)) return null;
+      return { type: body.type, id: body.id, force: body.force === true };
+    }
+    case 'removedNotice': return isMemberId(body.id) ? { type: 'removedNotice', id: body.id } : null;
+    case 'transferLeader': {
+      if (body.id !== null && !isMemberId(body.id)) return null;
+      return { type: 'transferLeader', id: body.id };
+    }
     default: return null;
   }
+}
+
+function isMemberId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= 1_000_000;
 }
 
 /** The response, or null when it is malformed (a node speaking garbage). */

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { routeApiRequest, type ApiResponse } from '../../../src/api/router.js';
 import type { ClientStamp, DeleteOutcome, HealthReport, KvBackend, KvRecord, ReadConsistency } from '../../../src/api/backend.js';
 import { ApiError } from '../../../src/common/errors.js';
+import { ClusterBackendStub } from './cluster-backend-stub.js';
 
-class MemoryBackend implements KvBackend {
+class MemoryBackend extends ClusterBackendStub implements KvBackend {
   readonly maxValueBytes = 100;
   readonly data = new Map<string, string>();
   revision = 1;
