@@ -1,0 +1,117 @@
+// The gateway through faults (scenarios 1, 4 and 6 seen from the gateway): after the leader is
+// killed or paused, or while some node is out of the gateway's reach, the gateway must serve writes
+// again within the recovery bound. Killing works; the other cases fail today (todo, see reasons).
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { faultTestOptions, RECOVERY_BOUND_MS, requireNetns } from '../fault-kit.js';
+import { now, type Endpoint } from '../http-probe.js';
+import { probeNetns } from '../netns.js';
+import { NsCluster } from '../ns-cluster.js';
+import { History, check, write } from '../workload.js';
+
+let cluster: NsCluster | undefined;
+const history = new History();
+let sequence = 0;
+/** Every measured time until the gateway served again: the client-visible gaps. */
+const gaps: { label: string; ms: number }[] = [];
+
+after(async () => {
+  await cluster?.stop();
+});
+
+async function shared(): Promise<NsCluster> {
+  if (!probeNetns().ok) requireNetns();
+  cluster ??= await NsCluster.start({ name: 'gateway-failover' });
+  return cluster;
+}
+
+/** Stamped writes through the gateway, one after another, until one is acknowledged; ms after `since`. */
+async function gatewayServesAgain(c: NsCluster, label: string, since: number, deadlineMs = 16_000): Promise<number> {
+  const gateway = c.gateway as Endpoint;
+  const outcomes: string[] = [];
+  while (now() - since < deadlineMs) {
+    const op = await write('put', `gateway-failover/${label}`, `${label}-${++sequence}`, {
+      history, clientId: 1, endpoint: () => gateway, timeoutMs: 10_000, stamp: { clientId: `gateway-failover-${process.pid}`, seq: sequence }, maxAttempts: 1,
+    });
+    outcomes.push(history.details.get(op.id)?.attempts.at(-1)?.outcome.replace(/: .*/, '') ?? '?');
+    if (op.status === 'ok') {
+      const ms = (op.completeTime as number) - since;
+      console.log(`# gateway after ${label}: first write acknowledged ${Math.round(ms)} ms later (answers before it: ${outcomes.slice(0, -1).join(', ') || 'none'})`);
+      gaps.push({ label, ms });
+      return ms;
+    }
+  }
+  console.log(`# gateway after ${label}: no write acknowledged within ${deadlineMs} ms (answers: ${outcomes.join(', ')})`);
+  gaps.push({ label, ms: Infinity });
+  return Infinity;
+}
+
+async function restore(c: NsCluster): Promise<void> {
+  await c.lab.heal();
+  for (const id of c.ids) {
+    if (c.node(id).state === 'paused') c.resume(id);
+    if (c.node(id).state === 'dead') c.startNode(id);
+  }
+  await c.waitForLeader(20_000);
+  assert.ok(await gatewayServesAgain(c, 'restore', now()) < RECOVERY_BOUND_MS);
+}
+
+test('the gateway serves writes again soon after the leader is SIGKILLed', faultTestOptions(), async () => {
+  const c = await shared();
+  await gatewayServesAgain(c, 'warm-up', now());
+  const leader = await c.waitForLeader();
+  const at = now();
+  await c.kill(leader);
+  const ms = await gatewayServesAgain(c, `SIGKILL of leader ${leader}`, at);
+  await restore(c);
+  assert.ok(ms <= RECOVERY_BOUND_MS, `${Math.round(ms)} ms`);
+});
+
+test('the gateway serves writes again soon after the leader is SIGSTOPped', faultTestOptions({
+  todo: 'GatewayBackend.findLeader waits for every node (the paused one holds the 5 s handshake), then forwards with no budget left, so every request ends 504 while the old leader stays paused',
+}), async () => {
+  const c = await shared();
+  const leader = await c.waitForLeader();
+  const at = now();
+  c.pause(leader);
+  const ms = await gatewayServesAgain(c, `SIGSTOP of leader ${leader}`, at);
+  await restore(c);
+  assert.ok(ms <= RECOVERY_BOUND_MS, `${Math.round(ms)} ms`);
+});
+
+test('the gateway serves writes when a follower it cannot reach is left and the leader changes', faultTestOptions({
+  todo: 'PeerClientPool.request does not bound the connect and handshake by the request timeout, so findLeader waits 5 s on the unreachable node each time',
+}), async () => {
+  const c = await shared();
+  const leader = await c.waitForLeader();
+  const follower = c.ids.find((id) => id !== leader) as number;
+  await c.lab.cutFromHost(follower);
+  const at = now();
+  await c.kill(leader);
+  const ms = await gatewayServesAgain(c, `SIGKILL of leader ${leader} while node ${follower} is unreachable from the gateway`, at);
+  await restore(c);
+  assert.ok(ms <= RECOVERY_BOUND_MS, `${Math.round(ms)} ms`);
+});
+
+test('the gateway serves writes while it cannot reach the leader (followers forward)', faultTestOptions({
+  todo: 'the gateway only ever sends to the node that says it leads; it never uses a reachable follower, which would forward',
+}), async () => {
+  const c = await shared();
+  const leader = await c.waitForLeader();
+  const at = now();
+  await c.lab.cutFromHost(leader);
+  const ms = await gatewayServesAgain(c, `the leader ${leader} became unreachable from the gateway`, at);
+  await restore(c);
+  assert.ok(ms <= RECOVERY_BOUND_MS, `${Math.round(ms)} ms`);
+});
+
+test('every gateway write above, acknowledged or not, forms a linearizable history', faultTestOptions(), async () => {
+  await shared();
+  const verdict = check(history);
+  const { ops, ok, fail, unknown } = history.tally();
+  const faults = gaps.filter((g) => g.label !== 'warm-up' && g.label !== 'restore');
+  const gapText = faults.map((g) => `${g.label}: ${Number.isFinite(g.ms) ? `${Math.round(g.ms)}ms` : 'never'}`).join('; ');
+  console.log(`# SUMMARY gateway-failover: ops=${ops} ok=${ok} failed=${fail} unknown=${unknown} longest-ack-gap=${faults.some((g) => !Number.isFinite(g.ms)) ? 'unbounded (todo cases)' : `${Math.round(Math.max(0, ...faults.map((g) => g.ms)))}ms`} [${gapText}] checker=${verdict.result.verdict === 'linearizable' ? verdict.text : verdict.result.verdict.toUpperCase()}`);
+  assert.equal(verdict.result.verdict, 'linearizable', verdict.text);
+});
