@@ -25,6 +25,8 @@ export class ApiHttpServer {
   constructor(private readonly backend: KvBackend, private readonly options: HttpServerOptions) {
     this.server = createServer({
       requestTimeout: options.requestTimeoutMs ?? 30_000,
+      // Answered by handle() with a JSON error instead of node:http's bare 400.
+      requireHostHeader: false,
       headersTimeout: 10_000,
       keepAliveTimeout: 65_000,
       maxHeaderSize: 16 * 1024,
@@ -60,6 +62,11 @@ export class ApiHttpServer {
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
+    if (request.httpVersion === '1.1' && request.headers.host === undefined) {
+      this.send(response, errorResponse(new ApiError('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.')), true);
+      request.resume();
+      return;
+    }
     const limit = maxBodyBytes(this.backend.maxValueBytes);
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > limit) {

@@ -10,8 +10,12 @@ import type {
 } from '../api/backend.js';
 import { ApiError, isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { validateKey, validateValue } from '../kvstore/limits.js';
 import type { PeerClientPool } from '../server/peer-client-pool.js';
 import type { NodeStatusWithAddresses, RpcRequest, RpcResponse, RpcResult } from '../server/rpc-protocol.js';
+
+/** How long one forwarded attempt may wait before the gateway looks for the leader again. */
+const ATTEMPT_TIMEOUT_MS = 1500;
 
 export interface GatewayBackendOptions {
   readonly seedAddresses: readonly string[];
@@ -36,14 +40,20 @@ export class GatewayBackend implements KvBackend {
   }
 
   async put(key: string, value: string, stamp: ClientStamp | undefined): Promise<KvRecord> {
+    checkKey(key);
+    // Checked here as on a node: a lone surrogate would not survive the peer protocol's encoding.
+    const problem = validateValue(value, this.maxValueBytes);
+    if (problem) throw new ApiError(problem.code, problem.message);
     return this.write({ type: 'put', key, value }, stamp) as Promise<KvRecord>;
   }
 
   async delete(key: string, stamp: ClientStamp | undefined): Promise<DeleteOutcome> {
+    checkKey(key);
     return this.write({ type: 'delete', key }, stamp) as Promise<DeleteOutcome>;
   }
 
   async get(key: string, consistency: ReadConsistency, revision: number | undefined): Promise<KvRecord | null> {
+    checkKey(key);
     const request: RpcRequest = revision === undefined ? { type: 'get', key, consistency } : { type: 'get', key, consistency, revision };
     const result = await this.withRetries(request, consistency === 'stale' ? () => this.anyAddress() : () => this.findLeader());
     return 'found' in result ? null : (result as KvRecord);
@@ -161,7 +171,8 @@ export class GatewayBackend implements KvBackend {
       }
       let response: RpcResponse;
       try {
-        response = await this.peers.request(address, request, Math.max(1, deadline - Date.now()));
+        // One attempt may not use the whole budget: a paused or cut-off leader would take it all.
+        response = await this.peers.request(address, request, Math.max(1, Math.min(deadline - Date.now(), ATTEMPT_TIMEOUT_MS)));
       } catch (error) {
         const apiError = error instanceof ApiError ? error : new ApiError('NO_LEADER');
         if (apiError.code === 'OUTCOME_UNKNOWN') mayHaveBeenProposed = true;
@@ -201,17 +212,7 @@ export class GatewayBackend implements KvBackend {
   private async findLeader(deadline = Date.now() + this.options.requestTimeoutMs): Promise<string> {
     if (this.leaderAddress !== null) return this.leaderAddress;
     while (Date.now() < deadline) {
-      const statuses = await Promise.all(this.knownAddresses.map(async (address) => {
-        try {
-          const response = await this.peers.request(address, { type: 'status' }, Math.min(1000, Math.max(1, deadline - Date.now())));
-          return response.ok ? (response.result as NodeStatusWithAddresses) : null;
-        } catch {
-          return null;
-        }
-      }));
-      const reachable = statuses.filter((status): status is NodeStatusWithAddresses => status !== null);
-      this.learnMembership(reachable);
-      const leaderStatus = reachable.find((status) => status.state === 'leader');
+      const leaderStatus = await this.askWhoLeads(deadline);
       if (leaderStatus) {
         this.leaderAddress = leaderStatus.peerAddr;
         this.logger.info('leader found', { leader: leaderStatus.nodeId, term: leaderStatus.term, address: leaderStatus.peerAddr });
@@ -220,6 +221,36 @@ export class GatewayBackend implements KvBackend {
       await this.pause();
     }
     throw new ApiError('NO_LEADER', 'No leader could be found before the deadline; the request was not proposed.', 1);
+  }
+
+  /** Ask every known node at once; the first that says it leads answers, without waiting for
+   * slow or unreachable ones (a paused node would otherwise hold every request). */
+  private askWhoLeads(deadline: number): Promise<NodeStatusWithAddresses | null> {
+    return new Promise((resolve) => {
+      let pending = this.knownAddresses.length;
+      let settled = false;
+      const finish = (status: NodeStatusWithAddresses | null): void => {
+        if (settled) return;
+        if (status !== null && status.state === 'leader') {
+          settled = true;
+          resolve(status);
+          return;
+        }
+        if (--pending === 0) {
+          settled = true;
+          resolve(null);
+        }
+      };
+      for (const address of [...this.knownAddresses]) {
+        this.peers.request(address, { type: 'status' }, Math.min(1000, Math.max(1, deadline - Date.now())))
+          .then((response) => {
+            const status = response.ok ? (response.result as NodeStatusWithAddresses) : null;
+            if (status !== null) this.learnMembership([status]);
+            finish(status);
+          }, () => finish(null));
+      }
+      if (pending === 0) resolve(null);
+    });
   }
 
   /** Members added after the gateway started become reachable through what the nodes report. */
@@ -235,4 +266,9 @@ export class GatewayBackend implements KvBackend {
 function splitHostPort(address: string): [string, number] {
   const at = address.lastIndexOf(':');
   return [address.slice(0, at).replace(/^\[|\]$/g, ''), Number(address.slice(at + 1))];
+}
+
+function checkKey(key: string): void {
+  const problem = validateKey(key);
+  if (problem) throw new ApiError(problem.code, problem.message);
 }

@@ -20,14 +20,14 @@ export class PeerClientPool {
     if (this.closed) throw new ApiError('SHUTTING_DOWN');
     let client: PeerClient;
     try {
-      client = await this.connection(address);
+      client = await this.withinTime(this.connection(address), timeoutMs);
       if (client.closed) {
         // The peer closed it since (a restart, say): nothing was sent on it; dial again.
         this.drop(address, client);
-        client = await this.connection(address);
+        client = await this.withinTime(this.connection(address), timeoutMs);
       }
     } catch (error) {
-      this.clients.delete(address);
+      // A failed dial removes itself from the pool; one still under way stays for the next request.
       throw new ApiError('NO_LEADER', `Could not reach ${address}: ${(error as Error).message}; the request was not sent.`);
     }
     let body: unknown;
@@ -44,6 +44,15 @@ export class PeerClientPool {
       throw new ApiError(changesState(request) ? 'OUTCOME_UNKNOWN' : 'NO_LEADER', `Malformed answer from ${address}.`);
     }
     return response;
+  }
+
+  /** A connection still being dialed must not hold a request past its own deadline. */
+  private withinTime(connecting: Promise<PeerClient>, timeoutMs: number): Promise<PeerClient> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
+    });
+    return Promise.race([connecting, expired]).finally(() => clearTimeout(timer));
   }
 
   private connection(address: string): Promise<PeerClient> {
