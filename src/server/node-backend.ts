@@ -16,6 +16,10 @@ import type { ClusterAdmin } from './cluster-admin.js';
 import type { NodeConfig } from './node-config.js';
 import type { PeerClientPool } from './peer-client-pool.js';
 import { NotLeaderError, type RaftRuntime } from './raft-runtime.js';
+
+/** One forwarding attempt of a stamped write: a paused or cut-off leader must not take the whole
+ * request's time when a new leader may be elected meanwhile. */
+const FORWARD_ATTEMPT_MS = 1500;
 import { parseRpcRequest, type AdminRequest, type NodeStatusWithAddresses, type RpcRequest, type RpcResponse, type RpcResult } from './rpc-protocol.js';
 
 type WriteRequest = Extract<RpcRequest, { type: 'put' | 'delete' }>;
@@ -189,7 +193,18 @@ export class NodeBackend implements KvBackend {
       if (address === undefined) throw new ApiError('NO_LEADER', `Leader ${leader} is not in the membership; the request was not proposed.`);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new ApiError('NO_LEADER', 'No leader accepted the request in time; it was not proposed.', 1);
-      const response = await this.peers.request(address, request, remaining);
+      // A stamped write may be sent again under the same stamp (the state machine applies it once),
+      // so it gets short attempts and follows the leader; an unstamped one is sent exactly once.
+      const stamped = request.client !== undefined;
+      let response: RpcResponse;
+      try {
+        response = await this.peers.request(address, request, stamped ? Math.min(remaining, FORWARD_ATTEMPT_MS) : remaining);
+      } catch (error) {
+        const retriable = error instanceof ApiError && (error.code === 'NO_LEADER' || (error.code === 'OUTCOME_UNKNOWN' && stamped));
+        if (!retriable || Date.now() >= deadline) throw error;
+        await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+        continue;
+      }
       if (response.ok) return response.result as KvRecord | DeleteOutcome;
       // "Not the leader" from the node we believed led: it was not proposed; try the new leader.
       if (response.code === 'NO_LEADER' && Date.now() < deadline) {

@@ -71,9 +71,7 @@ test('SIGSTOP of the leader past the election timeout, then SIGCONT: it steps do
   }
 }));
 
-test('stamped writes sent to the surviving nodes just after the leader is SIGSTOPped are applied once a new leader exists', faultTestOptions({
-  todo: 'NodeBackend.write forwards to the paused leader and gives up when that connection dies (504 after the 1 s liveness timeout), though the write is stamped and a new leader exists; with no pooled connection it waits out the 5 s handshake instead (PeerClientPool does not bound it by the request timeout) and answers 503',
-}), async () => {
+test('stamped writes sent to the surviving nodes just after the leader is SIGSTOPped are applied once a new leader exists', faultTestOptions(), async () => {
   if (!probeNetns().ok) requireNetns();
   const cluster = await NsCluster.start({ name: 'pause-forward', gateway: false });
   const history = new History();
