@@ -20,6 +20,9 @@ import { NotLeaderError, type RaftRuntime } from './raft-runtime.js';
 /** One forwarding attempt of a stamped write: a paused or cut-off leader must not take the whole
  * request's time when a new leader may be elected meanwhile. */
 const FORWARD_ATTEMPT_MS = 1500;
+
+/** Statuses whose codes say a request was definitely not proposed (503, 429, 507). */
+const NOT_PROPOSED_STATUSES = new Set([503, 429, 507]);
 import { parseRpcRequest, type AdminRequest, type NodeStatusWithAddresses, type RpcRequest, type RpcResponse, type RpcResult } from './rpc-protocol.js';
 
 type WriteRequest = Extract<RpcRequest, { type: 'put' | 'delete' }>;
@@ -171,6 +174,20 @@ export class NodeBackend implements KvBackend {
 
   /** Propose here if leading, else forward to the leader; follow one leader change in between. */
   private async write(request: WriteRequest): Promise<KvRecord | DeleteOutcome> {
+    const attempt = { mayHaveBeenProposed: false };
+    try {
+      return await this.writeAttempts(request, attempt);
+    } catch (error) {
+      // Once an attempt may have been proposed, no later failure may claim the write was not
+      // applied: "not proposed" answers become OUTCOME_UNKNOWN (the client retries with its stamp).
+      if (attempt.mayHaveBeenProposed && error instanceof ApiError && error.code !== 'OUTCOME_UNKNOWN' && NOT_PROPOSED_STATUSES.has(error.status)) {
+        throw new ApiError('OUTCOME_UNKNOWN', 'An earlier attempt may have been applied; retry with the same client id and sequence number.');
+      }
+      throw error;
+    }
+  }
+
+  private async writeAttempts(request: WriteRequest, attempt: { mayHaveBeenProposed: boolean }): Promise<KvRecord | DeleteOutcome> {
     const deadline = Date.now() + this.config.requestTimeoutMs;
     for (;;) {
       const leader = await this.requireLeader();
@@ -200,6 +217,7 @@ export class NodeBackend implements KvBackend {
       try {
         response = await this.peers.request(address, request, stamped ? Math.min(remaining, FORWARD_ATTEMPT_MS) : remaining);
       } catch (error) {
+        if (error instanceof ApiError && error.code === 'OUTCOME_UNKNOWN') attempt.mayHaveBeenProposed = true;
         const retriable = error instanceof ApiError && (error.code === 'NO_LEADER' || (error.code === 'OUTCOME_UNKNOWN' && stamped));
         if (!retriable || Date.now() >= deadline) throw error;
         await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
