@@ -12,10 +12,25 @@ import { ApiError, isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { validateKey, validateValue } from '../kvstore/limits.js';
 import type { PeerClientPool } from '../server/peer-client-pool.js';
-import type { NodeStatusWithAddresses, RpcRequest, RpcResponse, RpcResult } from '../server/rpc-protocol.js';
+import { markedForRelay, type NodeStatusWithAddresses, type RpcRequest, type RpcResponse, type RpcResult } from '../server/rpc-protocol.js';
 
 /** How long one forwarded attempt may wait before the gateway looks for the leader again. */
 const ATTEMPT_TIMEOUT_MS = 1500;
+/** How long the gateway keeps sending through a follower (when it cannot reach the leader itself)
+ * before it asks again whether the leader has become reachable. */
+const FORWARDER_ROUTE_MS = 3000;
+
+/**
+ * Where requests that need the leader go: the leader itself, or, when the gateway cannot reach the
+ * leader but reaches a follower that knows it, that follower, which forwards (writes, linearizable
+ * reads and member operations all work through any member).
+ */
+interface LeaderRoute {
+  readonly address: string;
+  readonly viaFollower: boolean;
+  /** For a route through a follower: when to look for a direct way to the leader again. */
+  readonly recheckAt: number;
+}
 
 export interface GatewayBackendOptions {
   readonly seedAddresses: readonly string[];
@@ -30,7 +45,7 @@ export class GatewayBackend implements KvBackend {
   private readonly clientId = `gw-${randomUUID()}`;
   private nextSeq = 1;
   private readonly inFlightSeqs = new Set<number>();
-  private leaderAddress: string | null = null;
+  private route: LeaderRoute | null = null;
   private knownAddresses: string[];
   private staleReadCursor = 0;
 
@@ -65,7 +80,9 @@ export class GatewayBackend implements KvBackend {
       const response = await this.peers.request(address, { type: 'status' }, 1000);
       if (response.ok) {
         const status = response.result as NodeStatusWithAddresses;
-        return { healthy: true, body: { status: 'healthy', keys: String(status.keys), leader: status.leader, term: status.term, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex, gateway: true } };
+        // `route`: whether the gateway reaches the leader itself or goes through a follower (`via`).
+        const route = this.route?.viaFollower === true && this.route.address === address ? { route: 'follower', via: status.nodeId } : { route: 'leader' };
+        return { healthy: true, body: { status: 'healthy', keys: String(status.keys), leader: status.leader, term: status.term, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex, gateway: true, ...route } };
       }
       return { healthy: false, body: { status: 'unhealthy', reason: response.message, gateway: true } };
     } catch (error) {
@@ -172,7 +189,9 @@ export class GatewayBackend implements KvBackend {
       let response: RpcResponse;
       try {
         // One attempt may not use the whole budget: a paused or cut-off leader would take it all.
-        response = await this.peers.request(address, request, Math.max(1, Math.min(deadline - Date.now(), ATTEMPT_TIMEOUT_MS)));
+        // Through a follower, the request asks to be forwarded to the leader.
+        const viaFollower = this.route !== null && this.route.viaFollower && this.route.address === address;
+        response = await this.peers.request(address, viaFollower ? markedForRelay(request) : request, Math.max(1, Math.min(deadline - Date.now(), ATTEMPT_TIMEOUT_MS)));
       } catch (error) {
         const apiError = error instanceof ApiError ? error : new ApiError('NO_LEADER');
         if (apiError.code === 'OUTCOME_UNKNOWN') mayHaveBeenProposed = true;
@@ -200,7 +219,7 @@ export class GatewayBackend implements KvBackend {
   }
 
   private forgetLeader(address: string): void {
-    if (this.leaderAddress === address) this.leaderAddress = null;
+    if (this.route?.address === address) this.route = null;
   }
 
   private anyAddress(): Promise<string> {
@@ -208,37 +227,54 @@ export class GatewayBackend implements KvBackend {
     return Promise.resolve(this.knownAddresses[this.staleReadCursor]);
   }
 
-  /** Ask the nodes who leads, until one is known or the deadline passes. */
+  /** Ask the nodes who leads, until a way to the leader is known or the deadline passes. */
   private async findLeader(deadline = Date.now() + this.options.requestTimeoutMs): Promise<string> {
-    if (this.leaderAddress !== null) return this.leaderAddress;
+    if (this.route !== null && (!this.route.viaFollower || Date.now() < this.route.recheckAt)) return this.route.address;
     while (Date.now() < deadline) {
-      const leaderStatus = await this.askWhoLeads(deadline);
-      if (leaderStatus) {
-        this.leaderAddress = leaderStatus.peerAddr;
-        this.logger.info('leader found', { leader: leaderStatus.nodeId, term: leaderStatus.term, address: leaderStatus.peerAddr });
-        return leaderStatus.peerAddr;
+      const answer = await this.askWhoLeads(deadline);
+      if (answer.leader !== null) {
+        const { status } = answer.leader;
+        this.route = { address: status.peerAddr, viaFollower: false, recheckAt: 0 };
+        this.logger.info('leader found', { leader: status.nodeId, term: status.term, address: status.peerAddr });
+        return status.peerAddr;
       }
+      if (answer.forwarder !== null) {
+        const { status, address } = answer.forwarder;
+        if (this.route?.address !== address) {
+          this.logger.warn('the leader does not answer the gateway; sending through a follower that knows it', { leader: status.leader, term: status.term, via: status.nodeId, address });
+        }
+        this.route = { address, viaFollower: true, recheckAt: Date.now() + FORWARDER_ROUTE_MS };
+        return address;
+      }
+      this.route = null;
       await this.pause();
     }
     throw new ApiError('NO_LEADER', 'No leader could be found before the deadline; the request was not proposed.', 1);
   }
 
-  /** Ask every known node at once; the first that says it leads answers, without waiting for
-   * slow or unreachable ones (a paused node would otherwise hold every request). */
-  private askWhoLeads(deadline: number): Promise<NodeStatusWithAddresses | null> {
+  /**
+   * Ask every known node at once. The first that says it leads answers at once, without waiting for
+   * slow or unreachable ones (a paused node would otherwise hold every request). If none of the
+   * nodes that answer leads, the follower that knows a leader in the highest term is the way in.
+   */
+  private askWhoLeads(deadline: number): Promise<{ leader: StatusFrom | null; forwarder: StatusFrom | null }> {
     return new Promise((resolve) => {
       let pending = this.knownAddresses.length;
       let settled = false;
-      const finish = (status: NodeStatusWithAddresses | null): void => {
+      let forwarder: StatusFrom | null = null;
+      const finish = (address: string, status: NodeStatusWithAddresses | null): void => {
         if (settled) return;
         if (status !== null && status.state === 'leader') {
           settled = true;
-          resolve(status);
+          resolve({ leader: { address, status }, forwarder: null });
           return;
+        }
+        if (status !== null && status.leader !== 0 && status.leader !== status.nodeId && (forwarder === null || status.term > forwarder.status.term)) {
+          forwarder = { address, status };
         }
         if (--pending === 0) {
           settled = true;
-          resolve(null);
+          resolve({ leader: null, forwarder });
         }
       };
       for (const address of [...this.knownAddresses]) {
@@ -246,10 +282,10 @@ export class GatewayBackend implements KvBackend {
           .then((response) => {
             const status = response.ok ? (response.result as NodeStatusWithAddresses) : null;
             if (status !== null) this.learnMembership([status]);
-            finish(status);
-          }, () => finish(null));
+            finish(address, status);
+          }, () => finish(address, null));
       }
-      if (pending === 0) resolve(null);
+      if (pending === 0) resolve({ leader: null, forwarder: null });
     });
   }
 
@@ -261,6 +297,12 @@ export class GatewayBackend implements KvBackend {
       }
     }
   }
+}
+
+interface StatusFrom {
+  /** The address the gateway reached the node on. */
+  readonly address: string;
+  readonly status: NodeStatusWithAddresses;
 }
 
 function splitHostPort(address: string): [string, number] {

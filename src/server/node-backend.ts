@@ -114,6 +114,11 @@ export class NodeBackend implements KvBackend {
         }
         case 'put':
         case 'delete': {
+          if (request.relay === true) {
+            // A client that cannot reach the leader asked this node to forward, once, like its own API.
+            const result = request.type === 'put' ? await this.put(request.key, request.value, request.client) : await this.delete(request.key, request.client);
+            return { ok: true, result };
+          }
           // Forwarded writes are proposed here or refused: never forwarded twice.
           if (request.type === 'put') {
             this.checkKey(request.key);
@@ -137,6 +142,10 @@ export class NodeBackend implements KvBackend {
         case 'removeMember':
         case 'promoteMember':
         case 'transferLeader': {
+          if (request.relay === true) {
+            const { relay: _relay, ...change } = request;
+            return { ok: true, result: await this.routeAdmin(change) };
+          }
           // Forwarded member operations are carried out here or refused: never forwarded twice.
           if (this.runtime.node.role !== 'leader') {
             return { ok: false, code: 'NO_LEADER', message: 'This node is not the leader; nothing was changed.', leaderId: this.runtime.node.leaderId };

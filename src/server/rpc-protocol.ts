@@ -6,8 +6,8 @@ import { isErrorCode, type ErrorCode } from '../common/errors.js';
 import type { NodeStatus } from './raft-runtime.js';
 
 export type RpcRequest =
-  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly client?: ClientStamp }
-  | { readonly type: 'delete'; readonly key: string; readonly client?: ClientStamp }
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly client?: ClientStamp; readonly relay?: true }
+  | { readonly type: 'delete'; readonly key: string; readonly client?: ClientStamp; readonly relay?: true }
   | { readonly type: 'get'; readonly key: string; readonly consistency: ReadConsistency; readonly revision?: number }
   | { readonly type: 'status' }
   | AdminRequest;
@@ -16,10 +16,10 @@ export type RpcRequest =
  * except 'members', which any node answers with its own view. */
 export type AdminRequest =
   | { readonly type: 'members' }
-  | { readonly type: 'addMember'; readonly id: number; readonly peerAddr: string; readonly httpAddr: string; readonly force: boolean }
-  | { readonly type: 'removeMember'; readonly id: number; readonly force: boolean }
-  | { readonly type: 'promoteMember'; readonly id: number; readonly force: boolean }
-  | { readonly type: 'transferLeader'; readonly id: number | null }
+  | { readonly type: 'addMember'; readonly id: number; readonly peerAddr: string; readonly httpAddr: string; readonly force: boolean; readonly relay?: true }
+  | { readonly type: 'removeMember'; readonly id: number; readonly force: boolean; readonly relay?: true }
+  | { readonly type: 'promoteMember'; readonly id: number; readonly force: boolean; readonly relay?: true }
+  | { readonly type: 'transferLeader'; readonly id: number | null; readonly relay?: true }
   /** From a leader to a member it just removed: "check whether you were removed" (the member asks
    * the others and trusts only a committed membership, never this message). */
   | { readonly type: 'removedNotice'; readonly id: number };
@@ -28,6 +28,23 @@ export type AdminRequest =
 export function changesState(request: RpcRequest): boolean {
   return request.type === 'put' || request.type === 'delete' || request.type === 'addMember'
     || request.type === 'removeMember' || request.type === 'promoteMember' || request.type === 'transferLeader';
+}
+
+/**
+ * Requests only the leader carries out. By default a node that does not lead refuses them
+ * (NO_LEADER), so a request forwarded by a follower is never forwarded again. A client that cannot
+ * reach the leader (a gateway cut off from it) marks its request `relay`: the receiving node then
+ * forwards it once, exactly as it forwards its own API's requests, without the mark.
+ */
+export type RelayableRequest = Extract<RpcRequest, { relay?: true }>;
+
+export function isRelayable(request: RpcRequest): request is RelayableRequest {
+  return changesState(request);
+}
+
+/** The same request marked for one relay by a node that does not lead. */
+export function markedForRelay(request: RpcRequest): RpcRequest {
+  return isRelayable(request) ? { ...request, relay: true } : request;
 }
 
 export interface NodeStatusWithAddresses extends NodeStatus {
@@ -59,6 +76,12 @@ function parseStamp(value: unknown): ClientStamp | undefined | null {
 /** The request, or null when it is malformed. */
 export function parseRpcRequest(body: unknown): RpcRequest | null {
   if (!isRecord(body)) return null;
+  if (body.relay !== undefined && body.relay !== true) return null;
+  const request = parseRequestBody(body);
+  return request !== null && body.relay === true ? markedForRelay(request) : request;
+}
+
+function parseRequestBody(body: Record<string, unknown>): RpcRequest | null {
   switch (body.type) {
     case 'status': return { type: 'status' };
     case 'put': {

@@ -7,7 +7,7 @@ import { routeApiRequest, type ApiResponse } from '../../../src/api/router.js';
 import type { KvBackend } from '../../../src/api/backend.js';
 import { ApiError } from '../../../src/common/errors.js';
 import { liveQuorumProblem, normalizeNewMember } from '../../../src/server/cluster-admin.js';
-import { changesState, parseRpcRequest } from '../../../src/server/rpc-protocol.js';
+import { changesState, markedForRelay, parseRpcRequest } from '../../../src/server/rpc-protocol.js';
 import { ClusterBackendStub } from '../api/cluster-backend-stub.js';
 
 class Backend extends ClusterBackendStub implements KvBackend {
@@ -111,4 +111,15 @@ test('a member to add is validated and its addresses normalised', () => {
   assert.throws(() => normalizeNewMember({ id: 4, peerAddr: '', httpAddr: '' }), (error: ApiError) => error.code === 'BAD_REQUEST');
   assert.throws(() => normalizeNewMember({ id: 4, peerAddr: 'd:99999', httpAddr: '' }), /out of range/);
   assert.throws(() => normalizeNewMember({ id: 1.5, peerAddr: 'd:1', httpAddr: '' }), /integer/);
+});
+
+test('a request marked for relay keeps the mark only where a node may forward it', () => {
+  assert.deepEqual(parseRpcRequest({ type: 'put', key: 'k', value: 'v', relay: true }), { type: 'put', key: 'k', value: 'v', relay: true });
+  assert.deepEqual(parseRpcRequest({ type: 'removeMember', id: 4, relay: true }), { type: 'removeMember', id: 4, force: false, relay: true });
+  // Reads and status need no relay: any node answers them itself.
+  assert.deepEqual(parseRpcRequest({ type: 'status', relay: true }), { type: 'status' });
+  assert.deepEqual(parseRpcRequest({ type: 'get', key: 'k', consistency: 'stale', relay: true }), { type: 'get', key: 'k', consistency: 'stale' });
+  for (const relay of ['yes', 1, false, null]) assert.equal(parseRpcRequest({ type: 'put', key: 'k', value: 'v', relay }), null, String(relay));
+  assert.deepEqual(markedForRelay({ type: 'delete', key: 'k' }), { type: 'delete', key: 'k', relay: true });
+  assert.deepEqual(markedForRelay({ type: 'get', key: 'k', consistency: 'linearizable' }), { type: 'get', key: 'k', consistency: 'linearizable' });
 });
