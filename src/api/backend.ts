@@ -68,6 +68,10 @@ export interface MembersView {
   readonly view: 'leader' | 'local';
   readonly nodeId: number;
   readonly members: readonly MemberInfo[];
+  /** The configuration at index 0 of the answering node's log, or null once its log no longer
+   * reaches back there. A node joining with an empty log records it at index 0, as the founders
+   * did, so that its log agrees with the members' logs from the first entry on. */
+  readonly bootstrapMembership?: { readonly members: readonly MemberInfo[] } | null;
 }
 
 export interface NewMember {

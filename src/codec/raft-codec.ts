@@ -1,8 +1,11 @@
 // Binary encoding of Raft entries and messages, shared by the write-ahead log and the peer
 // transport. MessagePack (msgpackr) keeps command payloads as raw bytes, without JSON or base64.
-// Decoding validates the shape, because bytes from a disk or a peer are not to be trusted.
+// Decoding validates the shape, because bytes from a disk or a peer are not to be trusted, and
+// refuses any string that is not valid UTF-8 (utf8-check.ts), so bad bytes never become a different
+// key or value.
 
 import { Packr } from 'msgpackr';
+import { findInvalidText, MalformedPackError } from './utf8-check.js';
 import type { Entry, HardState, Member, Membership, Message, SnapshotMeta } from '../raft/types.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
@@ -15,12 +18,32 @@ export function encodeValue(value: unknown): Uint8Array {
   return packr.pack(value);
 }
 
+/**
+ * A string in the bytes is not valid UTF-8. `decoded` is what msgpackr made of the bytes anyway (bad
+ * sequences replaced): good enough to find a request id to answer, never to act on.
+ */
+export class InvalidTextError extends CodecError {
+  constructor(readonly offset: number, readonly decoded: unknown) {
+    super(`a string at byte ${offset} is not valid UTF-8`);
+  }
+}
+
 export function decodeValue(bytes: Uint8Array): unknown {
+  let value: unknown;
   try {
-    return packr.unpack(bytes);
+    value = packr.unpack(bytes);
   } catch (error) {
     throw new CodecError(`undecodable bytes: ${(error as Error).message}`);
   }
+  let invalidAt: number;
+  try {
+    invalidAt = findInvalidText(bytes);
+  } catch (error) {
+    if (error instanceof MalformedPackError) throw new CodecError(`undecodable bytes: ${error.message}`);
+    throw error;
+  }
+  if (invalidAt >= 0) throw new InvalidTextError(invalidAt, value);
+  return value;
 }
 
 type Shape = Record<string, unknown>;

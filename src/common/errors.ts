@@ -11,6 +11,7 @@ export const ERROR_CATALOGUE = {
   KEY_NOT_FOUND: { status: 404, message: 'The key does not exist.' },
   NOT_FOUND: { status: 404, message: 'No such route.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; nothing happened.' },
   CONFLICT: { status: 409, message: 'The request conflicts with one in progress.' },
   STALE_SEQUENCE: { status: 409, message: 'This client sequence number was already acknowledged or forgotten; it was not applied again.' },
   UNSUPPORTED_COMMAND: { status: 400, message: 'The command is not supported by this version.' },

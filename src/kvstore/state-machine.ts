@@ -20,7 +20,7 @@ import type { CommandResult } from './results.js';
 import { Sessions, type LogClock } from './sessions.js';
 import { snapshotChunks } from './snapshot-export.js';
 import { buildFromSnapshot } from './snapshot-import.js';
-import { hashSteps } from './state-hash.js';
+import { hashSteps, revisionHashSteps } from './state-hash.js';
 import { StoreDirectory } from './store-directory.js';
 
 export type { CommandResult } from './results.js';
@@ -220,6 +220,29 @@ export class KvStateMachine {
       const steps = hashSteps({ live: this.engine.dbs.live, history: this.engine.dbs.history, revision, compactedRevision, transaction: lease.view });
       for (let step = steps.next(); ; step = steps.next()) {
         if (step.done === true) return { appliedIndex, revision, hash: step.value };
+        await nextMacrotask();
+        if (!lease.valid) throw new Error('hash aborted: the state machine was closed or replaced while it was being read');
+      }
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * A hash of the state as a read at `atRevision` sees it (state-hash.ts), from a view pinned now,
+   * a few thousand index entries per event-loop turn. Replicas hash the same revision to compare
+   * checkpoints whatever their apply batches were. null when this view cannot answer for that
+   * revision (not reached yet, or compacted past it).
+   */
+  async hashAtRevisionAsync(atRevision: number): Promise<{ readonly revision: number; readonly hash: string } | null> {
+    this.checkUsable();
+    const lease = this.engine.acquireReadLease();
+    try {
+      const { revision, compactedRevision } = readMeta(this.engine.dbs.meta, lease.view);
+      if (!Number.isSafeInteger(atRevision) || atRevision < 1 || atRevision > revision || atRevision < compactedRevision) return null;
+      const steps = revisionHashSteps({ revisions: this.engine.dbs.revisions, history: this.engine.dbs.history, atRevision, transaction: lease.view });
+      for (let step = steps.next(); ; step = steps.next()) {
+        if (step.done === true) return { revision: atRevision, hash: step.value };
         await nextMacrotask();
         if (!lease.valid) throw new Error('hash aborted: the state machine was closed or replaced while it was being read');
       }

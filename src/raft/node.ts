@@ -111,6 +111,13 @@ export class RaftNode {
   get membershipChangePending(): boolean {
     return this.roleNow === 'leader' && !this.membershipChangeAllowed();
   }
+  /** The membership in force at `index`, while the log still reaches back to it (undefined once
+   * compaction dropped it, or beyond the last entry). At 0 it is the log's founding configuration:
+   * what a node joining with an empty log must record there for its log to agree with this one. */
+  membershipAt(index: Index): Membership | undefined {
+    if (index < this.log.firstIndex() - 1 || index > this.log.lastIndex()) return undefined;
+    return this.configs.at(index);
+  }
   get transferee(): NodeId { return this.transferTarget; }
   /** The latest snapshot point recorded with compact() (or recovered, or received). */
   get latestSnapshot(): SnapshotMeta { return this.snapshot; }
@@ -809,6 +816,11 @@ export class RaftNode {
     this.readRoundOwed = false;
     if (this.roleNow !== 'leader' || !this.reads.wantsRound()) return;
     const context = this.reads.startRound();
+    // A lone voter is its own majority: the round is confirmed now (reads that waited for the
+    // term's first commit come through here; no heartbeat answer would ever count for them).
+    const confirmed = this.reads.confirmedBySelf(this.quorumMembers(), this.config.id);
+    for (const read of confirmed) this.releaseRead(read.from, read.context, read.index);
+    if (confirmed.length > 0) return;
     for (const [id, progress] of this.progress) {
       if (!this.quorumMembers().includes(id)) continue;
       this.send({

@@ -66,6 +66,17 @@ export class ReadIndexTracker {
     return this.lastRoundId;
   }
 
+  /** Rounds the leader's own vote confirms: all of them when it is the only voter (a majority of
+   * one), none otherwise. Nobody else answers a lone voter's rounds, so without this check reads
+   * queued behind its no-op would wait for ever. */
+  confirmedBySelf(voters: readonly NodeId[], self: NodeId): PendingRead[] {
+    if (!voters.includes(self) || majority(voters.length) > 1) return [];
+    const released: PendingRead[] = [];
+    for (const round of this.rounds.splice(0)) released.push(...round.reads);
+    this.pendingCount -= released.length;
+    return released;
+  }
+
   /** `voter` answered a heartbeat carrying `context`. Returns the reads that are now safe, oldest
    * first. The leader itself always counts. */
   acknowledge(voter: NodeId, context: number, voters: readonly NodeId[], self: NodeId): PendingRead[] {

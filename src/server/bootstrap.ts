@@ -2,13 +2,16 @@
 //
 //   data directory holds a membership  -> resume; the log is the truth, CLUSTER_NODES is ignored
 //   empty, JOIN given                  -> learn the cluster id from a member, join as a learner
-//   empty, CLUSTER_NODES lists us      -> found the cluster: record the founding membership
+//   empty, CLUSTER_NODES lists us      -> found the cluster: record the founding membership (unless
+//                                         the other founders show that we ran before: identity-check.ts)
 //   --force-new-cluster                -> a survivor of a lost majority becomes a new 1-node cluster
 //   --restore FILE (empty directory)   -> a new 1-node cluster seeded from a backup
 //
 // The founding membership is recorded at index 0 (a snapshot point with no data) so that a restart
-// never needs CLUSTER_NODES again. Founding members are recorded without HTTP addresses (no founder
-// can know another's); the leader records them in the log later (ClusterAdmin).
+// never needs CLUSTER_NODES again, and in FOUNDING (founding-record.ts), which outlives compaction:
+// a joining node records the same configuration at its own index 0. Founding members are recorded
+// without HTTP addresses (no founder can know another's); the leader records them in the log later
+// (ClusterAdmin).
 
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/logger.js';
@@ -18,8 +21,10 @@ import type { ConfigEntry, HardState, Member, Membership, RaftInitialState, Snap
 import type { DataDir, Identity } from '../storage/data-dir.js';
 import type { RaftLogStore, RecoveredLog } from '../storage/wal.js';
 import { BackupFormatError, backupBody, verifyBackupFile } from './backup.js';
-import { discoverCluster } from './join.js';
+import { bootstrapMembershipOf, discoverCluster } from './join.js';
 import type { NodeConfig } from './node-config.js';
+import { readFoundingRecord, writeFoundingRecord } from './founding-record.js';
+import { refuseIfFoundedBefore } from './identity-check.js';
 import { readRemovalRecord } from './removal-marker.js';
 import { StartupError } from './startup-error.js';
 
@@ -35,6 +40,9 @@ export interface Bootstrapped {
   readonly mode: 'resumed' | 'founded' | 'joining' | 'forced-new-cluster' | 'restored';
   /** Members a joining node learned of before the log told it (it must be able to answer them). */
   readonly knownPeers: readonly { readonly id: number; readonly peerAddr: string }[];
+  /** The configuration at index 0 of this cluster's log, for nodes that join (null: none, or not
+   * known to this node; a joining node told so starts from nothing and is sent a snapshot). */
+  readonly bootstrapMembership: Membership | null;
 }
 
 export interface BootstrapContext {
@@ -76,7 +84,10 @@ export async function bootstrap(context: BootstrapContext): Promise<Bootstrapped
       + '(an interrupted --restore leaves it so: empty DATA_DIR and run the restore again)');
   }
   if (config.join !== null) return joinNew(context);
-  if (config.clusterNodes.size > 0) return found(context);
+  if (config.clusterNodes.size > 0) {
+    await refuseIfFoundedBefore(config, context.logger);
+    return found(context);
+  }
   throw new StartupError('a new data directory needs CLUSTER_NODES (to found a cluster) or JOIN=<a member\'s HTTP address> (to join a running one)');
 }
 
@@ -125,11 +136,25 @@ function selfMember(config: NodeConfig): Member {
   return { id: config.nodeId, role: 'voter', peerAddr: config.peerAdvertise, httpAddr: config.httpAdvertise };
 }
 
-function result(context: BootstrapContext, clusterId: string, recovered: RecoveredLog, base: Membership, mode: Bootstrapped['mode']): Bootstrapped {
+function result(context: BootstrapContext, clusterId: string, recovered: RecoveredLog, base: Membership, mode: Bootstrapped['mode'], bootstrapMembership: Membership | null): Bootstrapped {
   const initial = initialRaftState(recovered, base, context.kv.appliedIndex);
   const current = recordedMembership(recovered)?.membership ?? base;
   const isMember = findMember(current, context.config.nodeId) !== undefined;
-  return { clusterId, initial, appliedMembership: membershipAtApplied(initial), joining: !isMember && context.config.join !== null, mode, knownPeers: [] };
+  return { clusterId, initial, appliedMembership: membershipAtApplied(initial), joining: !isMember && context.config.join !== null, mode, knownPeers: [], bootstrapMembership };
+}
+
+/**
+ * The configuration this cluster's log starts from, as FOUNDING keeps it. A directory without the
+ * record (older than it, or a crash came first) still has it while its log reaches back to index 0:
+ * it is recorded then. Otherwise null: not known here.
+ */
+async function recordedFounding(context: BootstrapContext, clusterId: string, recovered: RecoveredLog): Promise<Membership | null> {
+  const record = await readFoundingRecord(context.config.dataDir);
+  if (record !== null) return record.membership;
+  const origin = recovered.snapshot;
+  if (origin === null || origin.index !== 0 || origin.membership.members.length === 0) return null;
+  await writeFoundingRecord(context.config.dataDir, { clusterId, membership: origin.membership });
+  return origin.membership;
 }
 
 async function resume(context: BootstrapContext, identity: Identity): Promise<Bootstrapped> {
@@ -144,18 +169,19 @@ async function resume(context: BootstrapContext, identity: Identity): Promise<Bo
     if (findMember(recorded.membership, config.nodeId) === undefined && config.join === null) {
       logger.warn('this node is not in the membership it knows: if it was never added, start it with JOIN=<a member\'s HTTP address>', { membershipIndex: recorded.index });
     }
-    return result(context, identity.clusterId, recovered, recorded.membership, 'resumed');
+    return result(context, identity.clusterId, recovered, recorded.membership, 'resumed', await recordedFounding(context, identity.clusterId, recovered));
   }
   // No membership recorded: a founding member whose directory predates recorded founding
   // memberships, or a joining node that has not received its configuration yet.
   if (config.join === null && config.clusterNodes.has(config.nodeId) && identity.clusterId === config.clusterId) {
     const founding = foundingMembership(config);
     await context.wal.compact({ index: 0, term: 0, membership: founding }, 0);
+    await writeFoundingRecord(config.dataDir, { clusterId: identity.clusterId, membership: founding });
     logger.info('founding membership recorded in the log', { members: founding.members.map((m) => `${m.id}=${m.peerAddr}`).join(',') });
-    return result(context, identity.clusterId, { ...recovered, snapshot: { index: 0, term: 0, membership: founding } }, founding, 'resumed');
+    return result(context, identity.clusterId, { ...recovered, snapshot: { index: 0, term: 0, membership: founding } }, founding, 'resumed', founding);
   }
   if (config.join === null) logger.warn('this node has not received a membership yet: start it with JOIN=<a member\'s HTTP address> to ask to be added');
-  return result(context, identity.clusterId, recovered, NO_MEMBERS, 'joining');
+  return result(context, identity.clusterId, recovered, NO_MEMBERS, 'joining', await recordedFounding(context, identity.clusterId, recovered));
 }
 
 async function found(context: BootstrapContext): Promise<Bootstrapped> {
@@ -163,11 +189,13 @@ async function found(context: BootstrapContext): Promise<Bootstrapped> {
   const founding = foundingMembership(config);
   const snapshot: SnapshotMeta = { index: 0, term: 0, membership: founding };
   // Identity first: a crash before the membership is recorded leaves a directory that resume()
-  // completes; the other order would leave a log without an identity.
+  // completes; the other order would leave a log without an identity. FOUNDING last: a crash
+  // before it leaves it to recordedFounding(), from the log's index 0.
   await dataDir.writeIdentity({ clusterId: config.clusterId, nodeId: config.nodeId, createdAt: new Date().toISOString() });
   await context.wal.compact(snapshot, 0);
+  await writeFoundingRecord(config.dataDir, { clusterId: config.clusterId, membership: founding });
   logger.info('founding a new cluster (or joining it as a founding member)', { clusterId: config.clusterId, members: founding.members.map((m) => `${m.id}=${m.peerAddr}`).join(',') });
-  return result(context, config.clusterId, { ...recovered, snapshot }, founding, 'founded');
+  return result(context, config.clusterId, { ...recovered, snapshot }, founding, 'founded', founding);
 }
 
 async function joinNew(context: BootstrapContext): Promise<Bootstrapped> {
@@ -184,9 +212,27 @@ async function joinNew(context: BootstrapContext): Promise<Bootstrapped> {
   if (clash !== undefined) {
     throw new StartupError(`peer address ${config.peerAdvertise} belongs to member ${clash.id} of cluster ${view.clusterId}: remove it first (DELETE /cluster/members/${clash.id}) or advertise another address`);
   }
+  // Index 0 of this empty log must hold what index 0 of the members' logs holds: the leader may
+  // replicate from entry 1, and a snapshot this node takes before its first configuration entry
+  // records the configuration at index 0.
+  const learned = bootstrapMembershipOf(view);
+  const base = learned ?? NO_MEMBERS;
+  const reused = findMember(base, config.nodeId);
+  if (reused !== undefined) {
+    throw new StartupError(`NODE_ID ${config.nodeId} is a founding member of cluster ${view.clusterId} (at ${reused.peerAddr}, in the configuration its log starts from): `
+      + 'a node joining with an empty DATA_DIR needs an id the cluster never used (GET /cluster/members lists the members), or that member\'s own data directory back');
+  }
+  // Identity first, as found() does; a crash before the base is in the log leaves a joining node
+  // that resume() starts with no membership, which is what an unknown base means anyway.
   await dataDir.writeIdentity({ clusterId: view.clusterId, nodeId: config.nodeId, createdAt: new Date().toISOString() });
-  logger.info('JOIN: cluster found; this node will ask to be added as a learner', { clusterId: view.clusterId, leader: view.leader, members: view.members.length });
-  return { ...result(context, view.clusterId, recovered, NO_MEMBERS, 'joining'), knownPeers: view.members };
+  const snapshot: SnapshotMeta = { index: 0, term: 0, membership: base };
+  if (base.members.length > 0) await context.wal.compact(snapshot, 0);
+  await writeFoundingRecord(config.dataDir, { clusterId: view.clusterId, membership: learned });
+  logger.info('JOIN: cluster found; this node will ask to be added as a learner', {
+    clusterId: view.clusterId, leader: view.leader, members: view.members.length,
+    bootstrapMembership: base.members.length > 0 ? base.members.map((m) => `${m.id}=${m.peerAddr}`).join(',') : 'unknown (the leader will send a snapshot)',
+  });
+  return { ...result(context, view.clusterId, { ...recovered, snapshot }, base, 'joining', learned), knownPeers: view.members };
 }
 
 /**
@@ -213,7 +259,9 @@ async function forceNewCluster(context: BootstrapContext, identity: Identity): P
     entriesCommittedByForce: Math.max(0, lastIndex - recovered.hardState.commitIndex), configIndex: entry.index, term,
   });
   const base = recordedMembership(recovered)?.membership ?? NO_MEMBERS;
-  return result(context, clusterId, { ...recovered, hardState, entries: [...recovered.entries, entry] }, base, 'forced-new-cluster');
+  // The log is kept from its start, so the configuration it starts from stays what it was.
+  const founding = await recordedFounding(context, clusterId, recovered);
+  return result(context, clusterId, { ...recovered, hardState, entries: [...recovered.entries, entry] }, base, 'forced-new-cluster', founding);
 }
 
 /** A new single-node cluster whose state is exactly the backup's. */
@@ -235,9 +283,13 @@ async function restoreFromBackup(context: BootstrapContext, file: string): Promi
   const hardState: HardState = { term, votedFor: 0, commitIndex: meta.index };
   await context.wal.save({ hardState, entries: [], snapshot });
   const clusterId = newClusterId();
+  // This cluster's log starts at the backup's index: nothing at index 0 for a joining node to copy
+  // (each is sent a snapshot), unless the backup itself is at index 0.
+  const founding = meta.index === 0 ? snapshot.membership : null;
+  await writeFoundingRecord(config.dataDir, { clusterId, membership: founding });
   await dataDir.writeIdentity({ clusterId, nodeId: config.nodeId, createdAt: new Date().toISOString() });
   logger.warn('RESTORED: this node is a new single-node cluster holding exactly the backup; add members with JOIN. Start it without --restore from now on.', {
     clusterId, index: meta.index, revision: installed.revision,
   });
-  return result(context, clusterId, { hardState, snapshot, entries: [], tornBytesCut: 0 }, snapshot.membership, 'restored');
+  return result(context, clusterId, { hardState, snapshot, entries: [], tornBytesCut: 0 }, snapshot.membership, 'restored', founding);
 }

@@ -54,6 +54,9 @@ export class ClusterAdmin {
     private readonly peers: PeerClientPool,
     private readonly logger: Logger,
     readonly clusterId: string,
+    /** The configuration this cluster's log starts from, for joining nodes (bootstrap.ts); when not
+     * given, what this node's log holds at index 0 while it still reaches back there. */
+    private readonly bootstrapMembership?: Membership | null,
   ) {}
 
   start(): void {
@@ -91,6 +94,7 @@ export class ClusterAdmin {
       view: leading ? 'leader' : 'local',
       nodeId: this.config.nodeId,
       members,
+      bootstrapMembership: this.bootstrapMembership !== undefined ? this.bootstrapMembership : (node.membershipAt(0) ?? null),
     };
   }
 

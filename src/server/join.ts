@@ -5,6 +5,8 @@
 
 import type { MemberInfo, MembersView, NewMember } from '../api/backend.js';
 import type { Logger } from '../common/logger.js';
+import type { Membership } from '../raft/types.js';
+import { parseMembership } from './founding-record.js';
 import { describeAnswer, httpJson, type JsonAnswer } from './http-json.js';
 import { StartupError } from './startup-error.js';
 
@@ -107,7 +109,18 @@ export async function askToBeAdded(options: JoinOptions, known: MembersView | nu
 
 function isMembersView(value: unknown): value is MembersView {
   const view = value as Partial<MembersView> | null;
-  return view !== null && typeof view === 'object' && typeof view.clusterId === 'string' && /^[0-9a-f]{16}$/.test(view.clusterId) && Array.isArray(view.members);
+  return view !== null && typeof view === 'object' && typeof view.clusterId === 'string' && /^[0-9a-f]{16}$/.test(view.clusterId) && Array.isArray(view.members)
+    && (view.bootstrapMembership === undefined || view.bootstrapMembership === null || parseMembership(view.bootstrapMembership) !== undefined);
+}
+
+/**
+ * The configuration a joining node records at index 0 of its empty log: the one this cluster's log
+ * starts from, as the answering member keeps it (founding-record.ts). Null when it says there is
+ * none (the cluster began from a snapshot point) or does not say: the leader then sends a snapshot,
+ * which replaces index 0 anyway.
+ */
+export function bootstrapMembershipOf(view: MembersView): Membership | null {
+  return view.bootstrapMembership === undefined || view.bootstrapMembership === null ? null : (parseMembership(view.bootstrapMembership) ?? null);
 }
 
 function jitter(ms: number): number {

@@ -59,11 +59,20 @@ export class NodeBackend implements KvBackend {
 
   async get(key: string, consistency: ReadConsistency, revision: number | undefined): Promise<KvRecord | null> {
     this.checkKey(key);
-    if (consistency === 'linearizable') {
-      await this.requireLeader();
-      await this.runtime.linearizableBarrier(this.config.requestTimeoutMs);
-    }
+    if (consistency === 'linearizable') await this.readBarrier();
     return this.readLocal(key, revision);
+  }
+
+  /**
+   * A linearizable read (or a backup) waits within its request deadline for a leader to be known,
+   * then for a ReadIndex barrier in the time left: a node just started, or mid-election, answers a
+   * little later instead of refusing a read it could serve.
+   */
+  private async readBarrier(): Promise<void> {
+    const deadline = performance.now() + this.config.requestTimeoutMs;
+    const leader = await this.runtime.waitForLeader(this.config.requestTimeoutMs);
+    if (leader === 0) throw new ApiError('NO_LEADER', 'No leader was elected in time; the read was not served.', 1);
+    await this.runtime.linearizableBarrier(Math.max(1, deadline - performance.now()));
   }
 
   async health(): Promise<HealthReport> {
@@ -79,6 +88,8 @@ export class NodeBackend implements KvBackend {
     };
     if (this.runtime.removed !== null) return { healthy: false, body: { status: 'unhealthy', reason: 'this node was removed from the cluster', ...base } };
     if (status.diskFull) return { healthy: false, body: { status: 'unhealthy', reason: 'disk full: writes are refused', ...base } };
+    const hashCheck = this.runtime.storageUpkeep.hashCheck;
+    if (hashCheck.unhealthy) return { healthy: false, body: { status: 'unhealthy', reason: 'ALARM: replica state hash mismatch', alarms: hashCheck.alarms, ...base } };
     if (status.leader === 0) return { healthy: false, body: { status: 'unhealthy', reason: 'no leader is known', ...base } };
     // A learner never campaigns, so it keeps naming a leader that died: judge by what it hears.
     const silenceMs = this.runtime.silenceMs(status.leader);
@@ -167,6 +178,7 @@ export class NodeBackend implements KvBackend {
       httpAddr: this.config.httpAdvertise,
       peerAddr: this.config.peerAdvertise,
       keys: this.runtime.stateMachine.count(),
+      replicaHash: this.runtime.storageUpkeep.hashCheck.report(),
     };
   }
 
@@ -297,8 +309,7 @@ export class NodeBackend implements KvBackend {
   /** A backup of this node's state machine that holds at least every write acknowledged before
    * the request (a ReadIndex barrier first), streamed from one consistent read view. */
   async snapshot(): Promise<StreamBody> {
-    await this.requireLeader();
-    await this.runtime.linearizableBarrier(this.config.requestTimeoutMs);
+    await this.readBarrier();
     const exported = this.runtime.stateMachine.exportSnapshot();
     const node = this.runtime.node;
     const meta: BackupMeta = {

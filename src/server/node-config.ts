@@ -41,7 +41,12 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly snapshotEveryEntries: number;
   readonly snapshotKeepTailEntries: number;
+  /** Also record a snapshot point once the write-ahead log grew by this much since the last one. */
+  readonly snapshotEveryBytes: number;
+  /** The leader compacts history so that at most this many revisions stay readable. */
   readonly historyRetentionRevisions: number;
+  /** Replicas hash their state at every multiple of this revision and compare (replica-hash-check.ts). */
+  readonly replicaHashEveryRevisions: number;
   /** Unsafe: skip fdatasync. Acknowledged writes can be lost on a machine crash. Never the default. */
   readonly unsafeNoFsync: boolean;
   readonly checkConfigOnly: boolean;
@@ -56,7 +61,9 @@ export const NODE_DEFAULTS = {
   REQUEST_TIMEOUT_MS: 5000,
   SNAPSHOT_EVERY_ENTRIES: 10_000,
   SNAPSHOT_KEEP_TAIL_ENTRIES: 5_000,
+  SNAPSHOT_EVERY_BYTES: 64 * 1024 * 1024,
   HISTORY_RETENTION_REVISIONS: 100_000,
+  REPLICA_HASH_EVERY_REVISIONS: 100_000,
   PROMOTE_MAX_LAG_ENTRIES: 1000,
 } as const;
 
@@ -116,7 +123,9 @@ export function loadNodeConfig(raw: RawSettings, workingDirectory: string): Node
     requestTimeoutMs: integerSetting(raw, 'REQUEST_TIMEOUT_MS', NODE_DEFAULTS.REQUEST_TIMEOUT_MS, 10, 600_000),
     snapshotEveryEntries,
     snapshotKeepTailEntries,
+    snapshotEveryBytes: integerSetting(raw, 'SNAPSHOT_EVERY_BYTES', NODE_DEFAULTS.SNAPSHOT_EVERY_BYTES, 1024),
     historyRetentionRevisions: integerSetting(raw, 'HISTORY_RETENTION_REVISIONS', NODE_DEFAULTS.HISTORY_RETENTION_REVISIONS, 1),
+    replicaHashEveryRevisions: integerSetting(raw, 'REPLICA_HASH_EVERY_REVISIONS', NODE_DEFAULTS.REPLICA_HASH_EVERY_REVISIONS, 1),
     unsafeNoFsync: booleanSetting(raw, 'UNSAFE_NO_FSYNC', false),
     checkConfigOnly: booleanSetting(raw, 'CHECK_CONFIG', false),
   };

@@ -17,6 +17,7 @@ import type { NodeConfig } from './node-config.js';
 import { PeerClientPool } from './peer-client-pool.js';
 import { RaftRuntime, type Removal } from './raft-runtime.js';
 import { writeRemovalRecord } from './removal-marker.js';
+import { replicaCheckpointFetcher } from './replica-hash-peers.js';
 
 export { StartupError } from './startup-error.js';
 export { foundingMembership, initialRaftState } from './bootstrap.js';
@@ -81,6 +82,8 @@ export async function startNode(config: NodeConfig, logger: Logger, hooks: NodeH
         await runtime.onSnapshot(request, chunks);
       },
       onClientRequest: async (body) => (backend === null ? { ok: false, code: 'SHUTTING_DOWN', message: 'Starting up.' } : backend.handleRpc(body)),
+      // Refused like a body the HTTP API cannot read as text: nothing is proposed.
+      onInvalidClientText: (reason) => ({ ok: false, code: 'INVALID_JSON', message: `The request was refused, nothing was done: ${reason}.` }),
       logger: logger.child({ component: 'transport' }),
     });
     const removedHook = (removal: Removal): void => {
@@ -90,10 +93,11 @@ export async function startNode(config: NodeConfig, logger: Logger, hooks: NodeH
     };
     runtime = new RaftRuntime({ config, logger, wal: log, kv: stateMachine, transport, initial, appliedMembership: started.appliedMembership, onFatal, onRemoved: removedHook });
     const peers = new PeerClientPool(clusterId, logger);
-    const admin = new ClusterAdmin(runtime, config, peers, logger.child({ component: 'membership' }), clusterId);
+    const admin = new ClusterAdmin(runtime, config, peers, logger.child({ component: 'membership' }), clusterId, started.bootstrapMembership);
     backend = new NodeBackend(runtime, config, peers, logger, admin);
     const peerAddress = await transport.start();
     runtime.start();
+    runtime.storageUpkeep.startReplicaComparison(replicaCheckpointFetcher(runtime, peers, config.nodeId));
     admin.start();
     const http = new ApiHttpServer(backend, { host: config.httpListen.host, port: config.httpListen.port, logger });
     const httpAddress = await http.listen();

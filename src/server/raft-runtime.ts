@@ -17,6 +17,8 @@ import type { RaftLogStore } from '../storage/wal.js';
 import { DiskFullError } from '../storage/wal.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { msToTicks, type NodeConfig } from './node-config.js';
+import { SnapshotPolicy } from './snapshot-policy.js';
+import { StorageUpkeep } from './storage-upkeep.js';
 
 interface PendingProposal {
   readonly term: number;
@@ -119,6 +121,10 @@ export class RaftRuntime {
   private installingSnapshot = false;
   private lastRole: Role = 'follower';
   private lastLeader: NodeId = 0;
+  /** When maybeCompact() records a snapshot point (entries or log bytes). */
+  private readonly snapshotPolicy: SnapshotPolicy;
+  /** History retention, replica hash checkpoints, idle maintenance (storage-upkeep.ts). */
+  private readonly upkeep: StorageUpkeep;
 
   constructor(deps: RuntimeDependencies) {
     this.config = deps.config;
@@ -137,12 +143,24 @@ export class RaftRuntime {
       heartbeatIntervalTicks: msToTicks(config.heartbeatIntervalMs, config.tickMs),
     };
     this.node = new RaftNode(raftConfig, deps.initial);
+    this.snapshotPolicy = new SnapshotPolicy(config);
+    this.upkeep = new StorageUpkeep({
+      nodeId: config.nodeId,
+      historyRetentionRevisions: config.historyRetentionRevisions,
+      replicaHashEveryRevisions: config.replicaHashEveryRevisions,
+      logger: this.logger,
+      kv: this.kv,
+      isLeader: () => this.node.role === 'leader' && !this.stopped,
+      busy: () => this.processing || this.installingSnapshot || this.stopped,
+      propose: (command) => this.propose(command, config.requestTimeoutMs),
+    });
   }
 
   start(): void {
     // One tick per timer callback: after an event-loop stall the missed ticks are not replayed in
     // a burst (a burst would fire elections the cluster does not need).
     this.tickTimer = setInterval(() => this.guard(() => { this.node.tick(); this.scheduleReady(); }), this.config.tickMs);
+    this.upkeep.start();
     this.scheduleReady();
   }
 
@@ -319,6 +337,10 @@ export class RaftRuntime {
     return this.kv;
   }
 
+  get storageUpkeep(): StorageUpkeep {
+    return this.upkeep;
+  }
+
   /** Leader: hand leadership to an up-to-date follower, waiting at most `timeoutMs`. */
   async transferLeadershipAway(timeoutMs: number): Promise<boolean> {
     if (this.node.role !== 'leader') return true;
@@ -364,6 +386,7 @@ export class RaftRuntime {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.upkeep.stop();
     while (this.processing) await new Promise((resolve) => setTimeout(resolve, 1));
     for (const [index, proposal] of this.proposals) {
       clearTimeout(proposal.timer);
@@ -423,6 +446,7 @@ export class RaftRuntime {
     this.releaseReads();
     this.node.advance();
     await this.maybeCompact();
+    this.upkeep.afterReady();
   }
 
   /** One write and one fsync for everything in this Ready; a full disk pauses the loop. */
@@ -525,17 +549,20 @@ export class RaftRuntime {
     }
   }
 
-  /** Every `snapshotEveryEntries` applied entries: make the engine durable, then drop the log
-   * before the snapshot point (keeping a tail for slow followers). */
+  /** Every `snapshotEveryEntries` applied entries, or once the log grew by `snapshotEveryBytes`
+   * (snapshot-policy.ts): make the engine durable, then drop the log before the snapshot point
+   * (keeping a tail for slow followers). */
   private async maybeCompact(): Promise<void> {
     const applied = this.node.appliedIndex;
-    const since = applied - this.node.latestSnapshot.index;
-    if (since < this.config.snapshotEveryEntries) return;
+    const reason = this.snapshotPolicy.due(applied, this.node.latestSnapshot.index, this.wal.stats().bytes);
+    if (reason === null) return;
     await this.kv.sync();
     this.node.compact(applied, this.config.snapshotKeepTailEntries);
     const meta = this.node.latestSnapshot;
     await this.wal.compact(meta, Math.max(0, meta.index - this.config.snapshotKeepTailEntries));
-    this.logger.info('snapshot point recorded, log compacted', { index: meta.index, term: meta.term, keptFrom: this.node.firstIndex });
+    const walBytes = this.wal.stats().bytes;
+    this.snapshotPolicy.recorded(walBytes);
+    this.logger.info('snapshot point recorded, log compacted', { index: meta.index, term: meta.term, keptFrom: this.node.firstIndex, reason, walBytes });
   }
 
   private observe(ready: Ready): void {
@@ -579,6 +606,7 @@ export class RaftRuntime {
     this.logger.error('fatal error: the node stops', { error, stack: error.stack });
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.upkeep.stop();
     this.onFatal(error);
   }
 }

@@ -4,6 +4,7 @@
 import type { ClientStamp, DeleteOutcome, KvRecord, MemberChangeOutcome, MembersView, ReadConsistency, TransferOutcome } from '../api/backend.js';
 import { isErrorCode, type ErrorCode } from '../common/errors.js';
 import type { NodeStatus } from './raft-runtime.js';
+import type { ReplicaHashReport } from './replica-hash-check.js';
 
 export type RpcRequest =
   | { readonly type: 'put'; readonly key: string; readonly value: string; readonly client?: ClientStamp; readonly relay?: true }
@@ -51,6 +52,8 @@ export interface NodeStatusWithAddresses extends NodeStatus {
   readonly httpAddr: string;
   readonly peerAddr: string;
   readonly keys: number;
+  /** This node's recent replica hash checkpoints and any mismatch it found (replica-hash-check.ts). */
+  readonly replicaHash?: ReplicaHashReport;
 }
 
 export type RpcResult = KvRecord | DeleteOutcome | { readonly found: false } | NodeStatusWithAddresses | MembersView | MemberChangeOutcome | TransferOutcome;

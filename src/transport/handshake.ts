@@ -13,6 +13,8 @@ import type { WarnLimiter } from './warn-limiter.js';
 export const HANDSHAKE_MAGIC = 'raft-kv';
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+/** The acceptor's deadline for the hello: a dialer sends it at once, a stranger need not be waited for. */
+export const DEFAULT_ACCEPT_HANDSHAKE_TIMEOUT_MS = 2000;
 
 /** What a connection is for: Raft messages, one snapshot, or request/response for gateways and tools. */
 export type Purpose = 'raft' | 'snapshot' | 'client';

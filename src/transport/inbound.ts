@@ -1,17 +1,26 @@
 // The acceptor side of the peer port: counts and tracks every inbound connection, runs the
-// handshake, and hands each established connection to the handler for its purpose. Connections are
-// bounded in number; a new Raft connection from a member replaces its previous one, since each member
-// keeps exactly one outbound Raft connection to us and the old one is dead or dying.
+// handshake, and hands each established connection to the handler for its purpose. A new Raft
+// connection from a member replaces its previous one, since each member keeps exactly one outbound
+// Raft connection to us and the old one is dead or dying.
+//
+// Two separate bounds, so that strangers cannot lock members out. Connections that have not yet
+// said hello (anyone can open those) have their own small budget and a short deadline; when the
+// budget is full, a new connection evicts the oldest one still waiting, never the other way round, so
+// a member's fresh connection always gets its chance to say hello (it does so at once). Established
+// connections (a valid hello for this cluster) count against maxInboundConnections.
 
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { Message, NodeId } from '../raft/types.js';
-import { type ClientRequestHandler, clientRequestServer } from './client-request-server.js';
+import { type ClientRequestHandler, clientRequestServer, type InvalidTextAnswer } from './client-request-server.js';
 import { FrameConnection, type FrameHandler } from './connection.js';
 import { acceptHandshake, type Hello } from './handshake.js';
 import { raftReceiver } from './raft-receiver.js';
 import { type SnapshotHandler, snapshotReceiver } from './snapshot-receiver.js';
 import type { WarnLimiter } from './warn-limiter.js';
+
+/** Room for many members and gateways reconnecting at once, small enough to cost little. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 
 export interface InboundContext {
   readonly selfId: NodeId;
@@ -19,11 +28,16 @@ export interface InboundContext {
   readonly onMessage: (message: Message) => void;
   readonly onSnapshot: SnapshotHandler;
   readonly onClientRequest: ClientRequestHandler | undefined;
+  readonly onInvalidClientText?: InvalidTextAnswer | undefined;
+  /** Established connections; a connection accepted while this many are established is refused. */
   readonly maxInboundConnections: number;
+  /** Connections still waiting for their hello; past it, the oldest waiting one is evicted. */
+  readonly maxPendingHandshakes: number;
+  /** How long an accepted connection may take to say hello. */
+  readonly acceptHandshakeTimeoutMs: number;
   readonly maxFrameBytes: number;
   readonly livenessTimeoutMs: number;
   readonly pingIntervalMs: number;
-  readonly handshakeTimeoutMs: number;
   readonly snapshotHighWaterBytes: number;
   readonly logger: Logger;
   readonly warnings: WarnLimiter;
@@ -31,6 +45,11 @@ export interface InboundContext {
 
 export class InboundConnections {
   private readonly open = new Set<FrameConnection>();
+  /** The subset of `open` still waiting for a hello, oldest first (a Set keeps insertion order). */
+  private readonly pending = new Set<FrameConnection>();
+  /** The subset of `open` past a successful hello. Counted apart from `open`: an evicted connection
+   * is in neither set while its socket closes, so a flood cannot make it look established. */
+  private readonly established = new Set<FrameConnection>();
   private readonly raftByMember = new Map<NodeId, FrameConnection>();
 
   constructor(private readonly context: InboundContext) {}
@@ -39,15 +58,25 @@ export class InboundConnections {
     return this.open.size;
   }
 
+  /** Connections still waiting for their hello. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get establishedCount(): number {
+    return this.established.size;
+  }
+
   accept(socket: Socket): void {
     const { context } = this;
     const remoteHost = socket.remoteAddress ?? 'unknown';
-    if (this.open.size >= context.maxInboundConnections) {
+    if (this.establishedCount >= context.maxInboundConnections) {
       context.warnings.warn('inbound-limit', 'peer connection refused: too many inbound connections', { remote: `${remoteHost}:${socket.remotePort}`, limit: context.maxInboundConnections });
       socket.on('error', () => {});
       socket.destroy();
       return;
     }
+    if (this.pending.size >= context.maxPendingHandshakes) this.evictOldestPending(remoteHost);
     const connection = new FrameConnection({
       socket,
       side: 'acceptor',
@@ -58,14 +87,33 @@ export class InboundConnections {
       warnKey: remoteHost,
     });
     this.open.add(connection);
-    connection.onClose(() => this.open.delete(connection));
+    this.pending.add(connection);
+    connection.onClose(() => {
+      this.open.delete(connection);
+      this.pending.delete(connection);
+      this.established.delete(connection);
+    });
     acceptHandshake({
       connection,
       policy: { selfId: context.selfId, clusterId: context.clusterId, servesClients: context.onClientRequest !== undefined },
-      timeoutMs: context.handshakeTimeoutMs,
+      timeoutMs: context.acceptHandshakeTimeoutMs,
       warnings: context.warnings,
-      onEstablished: (hello) => this.established(connection, hello),
+      onEstablished: (hello) => {
+        this.pending.delete(connection);
+        this.established.add(connection);
+        return this.handlerFor(connection, hello);
+      },
     });
+    if (this.pending.size > context.maxPendingHandshakes) throw new Error(`invariant: ${this.pending.size} connections waiting for a hello, the bound is ${context.maxPendingHandshakes}`);
+  }
+
+  private evictOldestPending(remoteHost: string): void {
+    const oldest = this.pending.values().next().value;
+    if (oldest === undefined) return;
+    // Removed here rather than on close, so the bound holds even before the socket has closed.
+    this.pending.delete(oldest);
+    this.context.warnings.warn('inbound-evict', 'peer connection dropped: too many connections waiting for a handshake, the oldest goes', { remote: oldest.remoteAddress, newcomer: remoteHost, limit: this.context.maxPendingHandshakes });
+    oldest.destroy('evicted: too many connections waiting for a handshake');
   }
 
   /** Destroys every inbound connection and resolves once all have closed. */
@@ -77,14 +125,14 @@ export class InboundConnections {
     await Promise.all(closing);
   }
 
-  private established(connection: FrameConnection, hello: Hello): FrameHandler {
+  private handlerFor(connection: FrameConnection, hello: Hello): FrameHandler {
     const { context } = this;
     const logger = context.logger;
     if (hello.purpose === 'client') {
       connection.establish(null);
       const handler = context.onClientRequest;
       if (handler === undefined) throw new Error('client connection accepted without a handler');
-      return clientRequestServer({ connection, handler, logger });
+      return clientRequestServer({ connection, handler, logger, onInvalidText: context.onInvalidClientText });
     }
     // checkHello lets only members open raft and snapshot connections.
     const from = hello.from;

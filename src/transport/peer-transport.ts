@@ -8,9 +8,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { encodeMessage } from '../codec/raft-codec.js';
 import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
+import type { InvalidTextAnswer } from './client-request-server.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.js';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
-import { InboundConnections } from './inbound.js';
+import { DEFAULT_ACCEPT_HANDSHAKE_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
+import { DEFAULT_MAX_PENDING_HANDSHAKES, InboundConnections } from './inbound.js';
 import { PeerLink, type PeerLinkStatus } from './peer-link.js';
 import { DEFAULT_SNAPSHOT_TIMEOUT_MS, releaseSource, SnapshotSend } from './snapshot-sender.js';
 import { DEFAULT_SNAPSHOT_HIGH_WATER_BYTES } from './snapshot-stream.js';
@@ -33,6 +34,11 @@ export interface PeerTransportOptions {
   readonly onSnapshot: (request: SnapshotRequest, chunks: AsyncIterable<Uint8Array>) => Promise<void>;
   /** Request/response for 'client' connections; without it such connections are refused. */
   readonly onClientRequest?: (body: unknown) => Promise<unknown>;
+  /**
+   * The answer body for a client request holding a string that is not valid UTF-8 (the handler never
+   * sees it, since decoding it would have changed the text). Without it, a transport-level error.
+   */
+  readonly onInvalidClientText?: InvalidTextAnswer;
   readonly logger: Logger;
   /** Default 200. */
   readonly pingIntervalMs?: number;
@@ -45,10 +51,17 @@ export interface PeerTransportOptions {
   /** Default 50 / 1000: exponential with jitter. */
   readonly reconnectBackoffMsMin?: number;
   readonly reconnectBackoffMsMax?: number;
-  /** Default 1024. */
+  /** Default 1024: established inbound connections (a valid hello for this cluster). */
   readonly maxInboundConnections?: number;
-  /** Default 5000, on both sides. */
+  /** Default 256: accepted connections still waiting for a hello; past it the oldest is dropped. */
+  readonly maxPendingHandshakes?: number;
+  /** Default 5000: how long a dialer waits for the handshake reply. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * How long an accepted connection may take to send its hello (a dialer sends it at once, so a
+   * round trip is enough). Default: the smaller of handshakeTimeoutMs and 2000.
+   */
+  readonly acceptHandshakeTimeoutMs?: number;
   /** Default 10 minutes: a snapshot send (transfer and install) that takes longer fails. */
   readonly snapshotTimeoutMs?: number;
   /** Default 1 MiB: received snapshot bytes held for a slow consumer before the socket is paused. */
@@ -63,7 +76,9 @@ interface Settings {
   readonly reconnectBackoffMsMin: number;
   readonly reconnectBackoffMsMax: number;
   readonly maxInboundConnections: number;
+  readonly maxPendingHandshakes: number;
   readonly handshakeTimeoutMs: number;
+  readonly acceptHandshakeTimeoutMs: number;
   readonly snapshotTimeoutMs: number;
   readonly snapshotHighWaterBytes: number;
 }
@@ -76,6 +91,7 @@ function positive(value: number | undefined, fallback: number, name: string): nu
 
 function settingsOf(options: PeerTransportOptions): Settings {
   if (!Number.isSafeInteger(options.selfId) || options.selfId < 1) throw new RangeError(`selfId must be an integer from 1, got ${options.selfId}`);
+  const handshakeTimeoutMs = positive(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs');
   const settings: Settings = {
     pingIntervalMs: positive(options.pingIntervalMs, 200, 'pingIntervalMs'),
     livenessTimeoutMs: positive(options.livenessTimeoutMs, 1000, 'livenessTimeoutMs'),
@@ -84,7 +100,9 @@ function settingsOf(options: PeerTransportOptions): Settings {
     reconnectBackoffMsMin: positive(options.reconnectBackoffMsMin, 50, 'reconnectBackoffMsMin'),
     reconnectBackoffMsMax: positive(options.reconnectBackoffMsMax, 1000, 'reconnectBackoffMsMax'),
     maxInboundConnections: positive(options.maxInboundConnections, 1024, 'maxInboundConnections'),
-    handshakeTimeoutMs: positive(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs'),
+    maxPendingHandshakes: positive(options.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes'),
+    handshakeTimeoutMs,
+    acceptHandshakeTimeoutMs: positive(options.acceptHandshakeTimeoutMs, Math.min(handshakeTimeoutMs, DEFAULT_ACCEPT_HANDSHAKE_TIMEOUT_MS), 'acceptHandshakeTimeoutMs'),
     snapshotTimeoutMs: positive(options.snapshotTimeoutMs, DEFAULT_SNAPSHOT_TIMEOUT_MS, 'snapshotTimeoutMs'),
     snapshotHighWaterBytes: positive(options.snapshotHighWaterBytes, DEFAULT_SNAPSHOT_HIGH_WATER_BYTES, 'snapshotHighWaterBytes'),
   };
@@ -114,11 +132,13 @@ export class PeerTransport {
       onMessage: options.onMessage,
       onSnapshot: options.onSnapshot,
       onClientRequest: options.onClientRequest,
+      onInvalidClientText: options.onInvalidClientText,
       maxInboundConnections: this.settings.maxInboundConnections,
+      maxPendingHandshakes: this.settings.maxPendingHandshakes,
+      acceptHandshakeTimeoutMs: this.settings.acceptHandshakeTimeoutMs,
       maxFrameBytes: this.settings.maxFrameBytes,
       livenessTimeoutMs: this.settings.livenessTimeoutMs,
       pingIntervalMs: this.settings.pingIntervalMs,
-      handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       snapshotHighWaterBytes: this.settings.snapshotHighWaterBytes,
       logger: this.logger,
       warnings: this.warnings,
@@ -207,6 +227,11 @@ export class PeerTransport {
     const status = new Map<number, PeerLinkStatus>();
     for (const [id, link] of this.links) status.set(id, link.status());
     return status;
+  }
+
+  /** Inbound connections now: still waiting for a hello, and established. */
+  inboundCounts(): { readonly pending: number; readonly established: number } {
+    return { pending: this.inbound.pendingCount, established: this.inbound.establishedCount };
   }
 
   /** Closes the listener and every connection, clears every timer; later calls get the same promise. */

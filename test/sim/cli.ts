@@ -10,7 +10,8 @@
 //   --workers W            worker threads (default 2: the machines have 2 cores)
 //   --nodes 3|5, --chaos-ms MS   override the seed's cluster size / the length of the fault phase
 //   --membership off|steady|aggressive   override the seed's membership changes
-//   --join-bootstrap founding|selfLearner|empty   what a joining node's empty disk says (default founding)
+//   --join-bootstrap founding|fromLeader|selfLearner|empty   what a joining node's empty disk says
+//                          at index 0 (default founding, what src/server does)
 //
 // A violation prints its seed, property, detail and the command that replays it. The last line is
 // always `sim: seeds=N violations=V`, and the exit status is 1 when V > 0.
@@ -75,7 +76,7 @@ function parseArguments(argv: readonly string[]): Arguments {
       }
       case '--join-bootstrap': {
         const mode = argv[++k];
-        if (mode !== 'founding' && mode !== 'selfLearner' && mode !== 'empty') usage('--join-bootstrap needs founding, selfLearner or empty');
+        if (mode !== 'fromLeader' && mode !== 'founding' && mode !== 'selfLearner' && mode !== 'empty') usage('--join-bootstrap needs founding, fromLeader, selfLearner or empty');
         options.joinBootstrap = mode as JoinBootstrap;
         break;
       }

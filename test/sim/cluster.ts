@@ -30,8 +30,10 @@ import {
 } from './runtime.js';
 import { describeMessage, Trace } from './trace.js';
 
-/** What a joining node's empty disk says the membership at index 0 is (see the header). */
-export type JoinBootstrap = 'founding' | 'selfLearner' | 'empty';
+/** What a joining node's empty disk says the membership at index 0 is (see the README).
+ * 'founding' (default) is what src/server/bootstrap.ts does: the configuration the cluster's log
+ * starts from, which every member keeps (FOUNDING) and a joining node copies. */
+export type JoinBootstrap = 'fromLeader' | 'founding' | 'selfLearner' | 'empty';
 
 export interface SnapshotStreamOptions {
   /** Probability that a transfer is reset midway (on top of partitions and crashes). */
@@ -176,12 +178,16 @@ export class Cluster {
     return this.idNext++;
   }
 
-  /** Starts node `id` (from allocateId) with an empty disk; the leader must still add it. */
-  provision(id: NodeId): void {
+  /** Starts node `id` (from allocateId) with an empty disk; `leader`, which will add it, is the
+   * member it asked what its log holds at index 0 (as JOIN asks GET /cluster/members). */
+  provision(id: NodeId, leader: RaftNode | null): void {
     if (this.runtimes.has(id)) return;
-    const bootstrap: Membership = this.joinBootstrap === 'founding' ? this.membership
+    const bootstrap: Membership = this.joinBootstrap === 'fromLeader' ? (leader?.membershipAt(0) ?? { members: [] })
+      : this.joinBootstrap === 'founding' ? this.membership
       : this.joinBootstrap === 'empty' ? { members: [] }
       : { members: [...this.membership.members, { id, role: 'learner', peerAddr: `n${id}:7001`, httpAddr: `n${id}:8001` }] };
+    // The real node refuses an id named at index 0 (bootstrap.ts); the simulator never reuses ids.
+    if (bootstrap.members.some((member) => member.id === id && this.joinBootstrap !== 'selfLearner')) throw new Error(`n${id}: a joining node's id is in its bootstrap membership`);
     const runtime = this.createRuntime(id, bootstrap);
     this.network.addNode(id);
     this.stats.nodesAdded++;

@@ -179,7 +179,7 @@ export class MembershipOperator {
 
   private propose(leaderId: NodeId, node: RaftNode, change: MembershipChange): ProposeResult | null {
     if (change.kind === 'addLearner' || change.kind === 'addVoter') {
-      if (node.membership.members.every((member) => member.id !== change.member.id)) this.cluster.provision(change.member.id);
+      if (node.membership.members.every((member) => member.id !== change.member.id)) this.cluster.provision(change.member.id, node);
     }
     this.stats.proposed++;
     const result = this.cluster.runtime(leaderId).proposeMembershipChange(change);

@@ -55,7 +55,7 @@ export interface RunOptions {
   /** Shares of clients that route each request to a random node, and that only read. */
   readonly randomRoutingProbability?: number;
   readonly readerProbability?: number;
-  /** How a joining node's empty disk is bootstrapped (default 'founding'; see cluster.ts). */
+  /** How a joining node's empty disk is bootstrapped (default 'founding', as src does; see cluster.ts). */
   readonly joinBootstrap?: JoinBootstrap;
   /** Properties not to check (to ask which other checker catches a broken core). */
   readonly ignoreProperties?: readonly string[];

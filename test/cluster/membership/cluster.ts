@@ -32,6 +32,8 @@ export interface MembersAnswer {
   readonly term: number;
   readonly view: 'leader' | 'local';
   readonly members: readonly MemberRow[];
+  /** The configuration the cluster's log starts from, which a joining node records at index 0. */
+  readonly bootstrapMembership?: { readonly members: readonly MemberRow[] } | null;
 }
 
 export interface Machine {
@@ -52,6 +54,8 @@ export interface DynamicClusterOptions {
   /** Environment for every node (timeouts, AUTO_PROMOTE, snapshot settings...). */
   readonly env?: Record<string, string>;
   readonly gateway?: boolean;
+  /** Founding members not started with the others (the test starts them later). */
+  readonly startLater?: readonly number[];
 }
 
 export const TEST_TIMING = { ELECTION_TIMEOUT_MIN: '300', ELECTION_TIMEOUT_MAX: '600', HEARTBEAT_INTERVAL: '50' };
@@ -71,7 +75,7 @@ export class DynamicCluster {
     const founders: Machine[] = [];
     for (let id = 1; id <= options.founders; id++) founders.push(await cluster.allocate(id, null));
     cluster.clusterNodes = founders.map((m) => `${HOST}:${m.peerPort}`).join(',');
-    for (const machine of founders) cluster.start(machine.id);
+    for (const machine of founders) if (options.startLater?.includes(machine.id) !== true) cluster.start(machine.id);
     if (options.gateway === true) {
       cluster.gatewayPort = await cluster.uniquePort();
       cluster.startGateway();

@@ -23,6 +23,14 @@ function kvctl(port: number, ...args: string[]): Promise<{ code: number; stdout:
   });
 }
 
+/** Resolves as soon as machine `id` answers HTTP at all (any status): it has just started. */
+function apiUp(cluster: DynamicCluster, id: number): Promise<true> {
+  return waitFor(`node ${id}'s API`, async () => {
+    await http(cluster.machine(id).httpPort, 'GET', '/health', undefined, 1000);
+    return true as const;
+  }, 30_000, 5);
+}
+
 test('majority lost for good: --force-new-cluster makes a survivor a new 1-node cluster from its data, which then grows again', { timeout: 180_000 }, async (t) => {
   const cluster = await DynamicCluster.start({ founders: 3 });
   clusters.push(cluster);
@@ -40,6 +48,13 @@ test('majority lost for good: --force-new-cluster makes a survivor a new 1-node 
 
     await cluster.signal(survivor, 'SIGTERM');
     cluster.start(survivor, ['--force-new-cluster']);
+    // A read that reaches the survivor while it is still electing itself waits for the leader and
+    // its first commit, within the request deadline, and is served. (A lone voter once queued such
+    // a read for a heartbeat round no one could answer: 504 after the full request timeout.)
+    await apiUp(cluster, survivor);
+    const early = await cluster.request(survivor, 'GET', '/kv/key-0');
+    assert.equal(early.status, 200, `a read during the survivor's first election: ${early.status} ${JSON.stringify(early.body)}`);
+    assert.equal((early.body as { value?: string }).value, 'v0');
     const forced = await cluster.waitForMembers('the survivor alone, leading', (v) => voters(v).length === 1 && v.leader === survivor, 30_000);
     assert.notEqual(forced.clusterId, before.clusterId, 'a new cluster id: members of the old cluster can never reach it');
     assert.match(cluster.logsOf(survivor), /FORCE-NEW-CLUSTER: .*writes it never received are lost/);
@@ -54,6 +69,10 @@ test('majority lost for good: --force-new-cluster makes a survivor a new 1-node 
     await cluster.join(5, survivor);
     const grown = await cluster.waitForMembers('three voters again', (v) => voters(v).length === 3 && v.members.every((m) => m.caughtUp === true), 60_000);
     assert.deepEqual(voters(grown), [survivor, 4, 5].sort((a, b) => a - b));
+    // The survivor kept its log from the start: joining nodes copy the old founding configuration
+    // to their index 0.
+    assert.deepEqual((await cluster.members(survivor)).bootstrapMembership?.members.map((m) => m.id), [1, 2, 3], 'the configuration the log starts from');
+    assert.match(cluster.logsOf(4), /"bootstrapMembership":"1=[^,]+,2=[^,]+,3=[^"]+"/);
     for (const id of [4, 5]) assert.equal(((await cluster.request(id, 'GET', '/kv/key-7')).body as { value?: string }).value, 'v7');
 
     // An old member coming back with its old data cannot disrupt the new cluster: it belongs to the
@@ -131,8 +150,12 @@ test('backup and restore: GET /cluster/snapshot, raft-node --restore; the restor
     // The real restore: a new single-node cluster holding exactly the backup.
     await target.allocate(2, null);
     target.start(2, ['--restore', file]);
+    await apiUp(target, 2);
+    const early = await target.request(2, 'GET', '/kv/key-0');
+    assert.equal(early.status, 200, `a read during the restored node's first election: ${early.status} ${JSON.stringify(early.body)}`);
     const restored = await target.waitForMembers('the restored node leading', (v) => v.leader === 2, 30_000);
     assert.notEqual(restored.clusterId, view.clusterId);
+    assert.equal(restored.bootstrapMembership, null, 'its log starts at the backup\'s index: joining nodes are sent a snapshot');
     const health = (await http(target.machine(2).httpPort, 'GET', '/health')).body as { keys: string };
     assert.equal(Number(health.keys), expected.size, 'the same number of keys');
     for (let i = 0; i < 120; i++) {

@@ -15,6 +15,7 @@ import { openDataDir } from '../../../src/storage/data-dir.js';
 import { RaftLogStore } from '../../../src/storage/wal.js';
 import { backupChunks } from '../../../src/server/backup.js';
 import { bootstrap, type Bootstrapped } from '../../../src/server/bootstrap.js';
+import { FOUNDING_FILE, parseMembership, readFoundingRecord } from '../../../src/server/founding-record.js';
 import { loadNodeConfig } from '../../../src/server/node-config.js';
 import { parseFlags, type RawSettings } from '../../../src/server/settings.js';
 import { writeRemovalRecord } from '../../../src/server/removal-marker.js';
@@ -121,6 +122,9 @@ test('--force-new-cluster: the whole log is kept and committed, then a membershi
   assert.equal(again.result.clusterId, result.clusterId);
   assert.equal(again.result.initial.entries.length, 4);
   assert.equal(again.result.initial.hardState.commitIndex, 4);
+  // Its log still starts from the old founding configuration: nodes joining it copy that one.
+  assert.deepEqual(result.bootstrapMembership, founded.bootstrapMembership);
+  assert.deepEqual(again.result.bootstrapMembership, founded.bootstrapMembership);
 }));
 
 test('--force-new-cluster needs a survivor\'s data; --restore needs an empty directory', withDir(async (dir) => {
@@ -153,6 +157,37 @@ test('--restore: the state machine from the file, a snapshot point at its index,
   const again = await boot(dir, { NODE_ID: '5', NODE_ADDR: '127.0.0.1:5' });
   assert.equal(again.result.clusterId, restored.result.clusterId);
   assert.equal(again.result.initial.snapshot.index, 3);
+  // Its log starts at the backup's index: nothing at index 0 for a joining node to copy.
+  assert.equal(restored.result.bootstrapMembership, null);
+  assert.equal(again.result.bootstrapMembership, null);
+  assert.deepEqual(await readFoundingRecord(dir), { clusterId: restored.result.clusterId, membership: null });
+}));
+
+test('FOUNDING keeps the configuration the log starts from past compaction; a directory without it gets it from the log while it can', withDir(async (dir) => {
+  const founded = await foundAndRun(dir);
+  const founding = founded.initial.snapshot.membership;
+  assert.deepEqual(founded.bootstrapMembership, founding);
+  assert.deepEqual(await readFoundingRecord(dir), { clusterId: founded.clusterId, membership: founding });
+  // A directory from before FOUNDING (or a crash just before it was written): the log's index 0.
+  rmSync(join(dir, FOUNDING_FILE));
+  const legacy = await boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' });
+  assert.deepEqual(legacy.result.bootstrapMembership, founding);
+  assert.deepEqual((await readFoundingRecord(dir))?.membership, founding, 'recorded now, before compaction loses it');
+  // Compacted: the log no longer holds index 0, FOUNDING still does.
+  await boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' }, [], async (wal) => {
+    await wal.compact({ index: 3, term: 1, membership: founding }, 3);
+  });
+  const compacted = await boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' });
+  assert.equal(compacted.result.initial.snapshot.index, 3);
+  assert.deepEqual(compacted.result.bootstrapMembership, founding);
+  // Without either, it is not known here (never made up).
+  rmSync(join(dir, FOUNDING_FILE));
+  assert.equal((await boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' })).result.bootstrapMembership, null);
+  // A damaged record stops the node with a clear error.
+  writeFileSync(join(dir, FOUNDING_FILE), 'raft-kv founding 1\n{"clusterId": "x", "membership": {"members": [{"id": -1}]}}\n');
+  await assert.rejects(boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' }), /FOUNDING is damaged/);
+  writeFileSync(join(dir, FOUNDING_FILE), 'something else');
+  await assert.rejects(boot(dir, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:1' }), /FOUNDING is damaged/);
 }));
 
 test('JOIN: the cluster id is learned from a member and kept; a restart needs no JOIN to resume', withDir(async (dir) => {
@@ -176,6 +211,97 @@ test('JOIN: the cluster id is learned from a member and kept; a restart needs no
     await assert.rejects(boot(`${dir}-other`, { NODE_ID: '1', NODE_ADDR: '127.0.0.1:7', JOIN: `127.0.0.1:${port}` }), /NODE_ID 1 is already a member/);
   } finally {
     server.close();
+  }
+}));
+
+/** A member's API answering GET /cluster/members with each of `answers` in turn (the last for good). */
+async function membersServer(answers: readonly unknown[]): Promise<{ port: number; asked: () => number; close: () => void }> {
+  let asked = 0;
+  const server = createServer((req, res) => {
+    const answer = answers[Math.min(asked, answers.length - 1)];
+    if (req.url === '/cluster/members') asked++;
+    res.writeHead(req.url === '/cluster/members' ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as { port: number }).port, asked: () => asked, close: () => server.close() };
+}
+
+const FOUNDING = {
+  members: [1, 2, 3].map((id) => ({ id, role: 'voter', peerAddr: `127.0.0.1:${id}`, httpAddr: '' })),
+};
+const CURRENT = {
+  clusterId: 'fedcba9876543210', leader: 1, term: 3, membershipIndex: 9, view: 'leader', nodeId: 1,
+  members: [{ id: 1, peerAddr: '127.0.0.1:1', httpAddr: '127.0.0.1:8081', role: 'voter' }, { id: 3, peerAddr: '127.0.0.1:3', httpAddr: '127.0.0.1:8083', role: 'voter' }],
+};
+
+test('JOIN: a joining node records at index 0 the configuration the members\' logs hold there, as the founders did', withDir(async (dir) => {
+  const api = await membersServer([{ ...CURRENT, bootstrapMembership: FOUNDING }]);
+  try {
+    const joined = await boot(dir, { NODE_ID: '4', NODE_ADDR: '127.0.0.1:4', JOIN: `127.0.0.1:${api.port}` });
+    assert.equal(joined.result.mode, 'joining');
+    assert.equal(joined.result.joining, true);
+    assert.deepEqual(joined.result.initial.snapshot, { index: 0, term: 0, membership: FOUNDING });
+    assert.deepEqual(joined.result.appliedMembership, FOUNDING);
+    assert.deepEqual(joined.result.bootstrapMembership, FOUNDING, 'and tells nodes joining after it');
+    // Recorded on disk: a restart before the cluster added it starts from the same index 0.
+    const again = await boot(dir, { NODE_ID: '4', NODE_ADDR: '127.0.0.1:4', JOIN: `127.0.0.1:${api.port}` });
+    assert.deepEqual(again.result.initial.snapshot, { index: 0, term: 0, membership: FOUNDING });
+    assert.deepEqual(again.result.bootstrapMembership, FOUNDING);
+    assert.equal(again.result.joining, true, 'not a member yet: keep asking');
+    assert.equal(api.asked(), 1, 'a restart does not ask again');
+  } finally {
+    api.close();
+  }
+}));
+
+test('JOIN: an id in the configuration at index 0 (a founding member\'s, since removed) is refused before anything is written', withDir(async (dir) => {
+  const api = await membersServer([{ ...CURRENT, bootstrapMembership: FOUNDING }]);
+  try {
+    await assert.rejects(boot(dir, { NODE_ID: '2', NODE_ADDR: '127.0.0.1:9', JOIN: `127.0.0.1:${api.port}` }), /NODE_ID 2 is a founding member of cluster fedcba9876543210/);
+    const fresh = await boot(dir, { NODE_ID: '5', NODE_ADDR: '127.0.0.1:5', JOIN: `127.0.0.1:${api.port}` });
+    assert.equal(fresh.result.clusterId, 'fedcba9876543210', 'the directory was left empty: another id can use it');
+  } finally {
+    api.close();
+  }
+}));
+
+test('JOIN: a member whose log no longer reaches index 0 says so (null), and the joining node starts from nothing', withDir(async (dir) => {
+  const api = await membersServer([{ ...CURRENT, bootstrapMembership: null }]);
+  try {
+    const joined = await boot(dir, { NODE_ID: '4', NODE_ADDR: '127.0.0.1:4', JOIN: `127.0.0.1:${api.port}` });
+    assert.deepEqual(joined.result.initial.snapshot, { index: 0, term: 0, membership: { members: [] } });
+    assert.match(joined.lines.join(''), /unknown \(the leader will send a snapshot\)/);
+    assert.equal(joined.result.bootstrapMembership, null, 'and says so to nodes joining after it');
+    assert.equal((await boot(dir, { NODE_ID: '4', NODE_ADDR: '127.0.0.1:4' })).result.bootstrapMembership, null);
+  } finally {
+    api.close();
+  }
+}));
+
+test('JOIN: a malformed configuration at index 0 is not trusted', () => {
+  const malformed: unknown[] = [
+    { members: [{ id: 0, role: 'voter', peerAddr: 'a:1', httpAddr: '' }] },
+    { members: [{ id: 1.5, role: 'voter', peerAddr: 'a:1', httpAddr: '' }] },
+    { members: [{ id: 1, role: 'boss', peerAddr: 'a:1', httpAddr: '' }] },
+    { members: [{ id: 1, role: 'voter', peerAddr: '', httpAddr: '' }] },
+    { members: [{ id: 1, role: 'voter', peerAddr: 'a:1' }] },
+    { members: [{ id: 1, role: 'voter', peerAddr: 'a:1', httpAddr: '' }, { id: 1, role: 'learner', peerAddr: 'b:1', httpAddr: '' }] },
+    { members: [null] },
+    { members: 'all of them' },
+    'members',
+  ];
+  for (const value of malformed) assert.equal(parseMembership(value), undefined, JSON.stringify(value));
+  assert.deepEqual(parseMembership({ members: [{ id: 7, role: 'learner', peerAddr: 'a:1', httpAddr: 'a:2', extra: true }] }), { members: [{ id: 7, role: 'learner', peerAddr: 'a:1', httpAddr: 'a:2' }] });
+});
+
+test('JOIN: a view with a malformed configuration at index 0 is not used: the node asks again', withDir(async (dir) => {
+  const api = await membersServer([{ ...CURRENT, bootstrapMembership: { members: [{ id: 1, role: 'boss' }] } }, { ...CURRENT, bootstrapMembership: FOUNDING }]);
+  try {
+    const joined = await boot(dir, { NODE_ID: '4', NODE_ADDR: '127.0.0.1:4', JOIN: `127.0.0.1:${api.port}` });
+    assert.equal(api.asked(), 2);
+    assert.deepEqual(joined.result.initial.snapshot.membership, FOUNDING);
+  } finally {
+    api.close();
   }
 }));
 

@@ -41,7 +41,7 @@ test('a node joins with an empty disk as a learner, gets a snapshot, and is prom
   leader.compactNow(0);
   const id = cluster.allocateId();
   assert.equal(id, 4);
-  cluster.provision(id);
+  cluster.provision(id, leader.node);
   assert.equal(cluster.runtime(id).node?.role, 'follower');
   const added = leader.proposeMembershipChange({ kind: 'addLearner', member: member(id) });
   assert.ok(added?.ok === true, JSON.stringify(added));
