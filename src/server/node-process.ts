@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { ApiHttpServer } from '../api/http-server.js';
 import type { Logger } from '../common/logger.js';
-import { KvStateMachine } from '../kvstore/state-machine.js';
+import { KvStateMachine, NODE_ENGINE_COMMIT_INTERVAL_MS } from '../kvstore/state-machine.js';
 import { findMember } from '../raft/membership.js';
 import { openDataDir, type DataDir } from '../storage/data-dir.js';
 import { RaftLogStore } from '../storage/wal.js';
@@ -50,7 +50,7 @@ export async function startNode(config: NodeConfig, logger: Logger, hooks: NodeH
     wal = opened.store;
     const { recovered } = opened;
     if (config.unsafeNoFsync) logger.warn('UNSAFE_NO_FSYNC is on: acknowledged writes can be lost if the machine crashes');
-    kv = await KvStateMachine.open(join(config.dataDir, 'kv'), { logger });
+    kv = await KvStateMachine.open(join(config.dataDir, 'kv'), { logger, commitIntervalMs: NODE_ENGINE_COMMIT_INTERVAL_MS });
     const started = await bootstrap({ config, logger, dataDir, wal, recovered, kv, running: () => !stopped });
     const { initial, clusterId } = started;
     logger.info('recovered state', {

@@ -120,6 +120,8 @@ export class RaftRuntime {
   private diskFull = false;
   private installingSnapshot = false;
   private lastRole: Role = 'follower';
+  /** The term and vote the log holds durably (persist() syncs whenever either changes). */
+  private syncedTermVote: { readonly term: number; readonly votedFor: NodeId };
   private lastLeader: NodeId = 0;
   /** When maybeCompact() records a snapshot point (entries or log bytes). */
   private readonly snapshotPolicy: SnapshotPolicy;
@@ -135,6 +137,7 @@ export class RaftRuntime {
     this.onFatal = deps.onFatal;
     this.onRemoved = deps.onRemoved;
     this.appliedIncludesSelf = findMember(deps.appliedMembership, deps.config.nodeId) !== undefined;
+    this.syncedTermVote = { term: deps.initial.hardState.term, votedFor: deps.initial.hardState.votedFor };
     const { config } = deps;
     const raftConfig = {
       ...defaultRaftConfig(config.nodeId, { nextInt: (max: number) => randomInt(max) }),
@@ -433,12 +436,31 @@ export class RaftRuntime {
   private async handleReady(ready: Ready): Promise<void> {
     this.observe(ready);
     this.sendMessages(ready.messagesNow);
-    if (ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null) {
+    // Committed entries already durable here need not wait for this Ready's write: apply them while
+    // it is in flight (the CPU of the apply overlaps the fsync, and a write's answer does not wait
+    // for the fsync of the commit index that made it committed). Durable means below the first
+    // entry this Ready writes: every earlier entry was written by an earlier Ready, and a committed
+    // entry is never truncated. With a snapshot to install, everything waits as before. Applying
+    // ahead of the stored commit index is fine: on restart the engine may be ahead of the log's
+    // commit (bootstrap.ts), and entries it already holds are skipped.
+    const split = ready.snapshot === null ? durablePrefixLength(ready.committedEntries, ready.entries) : 0;
+    const mustPersist = ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null;
+    if (mustPersist && split > 0) {
+      const persisting = this.persist(ready);
+      try {
+        this.applyCommitted(split === ready.committedEntries.length ? ready.committedEntries : ready.committedEntries.slice(0, split));
+      } catch (error) {
+        await persisting.catch(() => {}); // the apply's error is the one to report
+        throw error;
+      }
+      await persisting;
+    } else if (mustPersist) {
       await this.persist(ready);
     }
     this.sendMessages(ready.messagesAfterPersist);
     if (ready.snapshot !== null) this.appliedMembershipIs(ready.snapshot.membership, ready.snapshot.index, 'a snapshot from the leader');
-    this.applyCommitted(ready.committedEntries);
+    const rest = mustPersist ? ready.committedEntries.slice(split) : ready.committedEntries;
+    this.applyCommitted(rest);
     for (const readState of ready.readStates) {
       const read = this.reads.get(readState.context);
       if (read) read.index = readState.index;
@@ -452,9 +474,17 @@ export class RaftRuntime {
   /** One write and one fsync for everything in this Ready; a full disk pauses the loop. */
   private async persist(ready: Ready): Promise<void> {
     const batch = { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot };
+    // etcd's MustSync rule: a Ready that only moves the commit index is written without an fsync
+    // (Raft does not need the commit index durable: a restarted node learns it again, and
+    // bootstrap copes with an engine ahead of the stored commit). Term and vote changes, entries
+    // and snapshots are always synced before anything that promises them is sent.
+    const hardState = ready.hardState;
+    const sync = ready.entries.length > 0 || ready.snapshot !== null || hardState === null
+      || hardState.term !== this.syncedTermVote.term || hardState.votedFor !== this.syncedTermVote.votedFor;
     for (;;) {
       try {
-        await this.wal.save(batch);
+        await this.wal.save(batch, { sync });
+        if (sync && hardState !== null) this.syncedTermVote = { term: hardState.term, votedFor: hardState.votedFor };
         if (this.diskFull) {
           this.diskFull = false;
           this.logger.warn('disk space is back: writes resume');
@@ -609,4 +639,14 @@ export class RaftRuntime {
     this.upkeep.stop();
     this.onFatal(error);
   }
+}
+
+/** How many of `committed` (a prefix) lie below the first entry `written` adds: those are on disk
+ * already, from earlier Readies. */
+export function durablePrefixLength(committed: readonly Entry[], written: readonly Entry[]): number {
+  if (written.length === 0) return committed.length;
+  const firstWritten = written[0].index;
+  let count = 0;
+  while (count < committed.length && committed[count].index < firstWritten) count++;
+  return count;
 }

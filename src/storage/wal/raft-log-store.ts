@@ -37,6 +37,16 @@ export interface SaveBatch {
   readonly snapshot: SnapshotMeta | null;
 }
 
+export interface SaveOptions {
+  /**
+   * Default true. false writes a hard state without an fdatasync, for the case etcd's MustSync
+   * also leaves unsynced: only the commit index moved (term and vote unchanged, no entries).
+   * Raft does not need the commit index durable (a restarted node learns it again), so a crash may
+   * lose the record (or tear it: recovery cuts a torn tail); the next synced save covers it.
+   */
+  readonly sync?: boolean;
+}
+
 export interface WalStats {
   readonly segments: number;
   readonly bytes: number;
@@ -50,6 +60,8 @@ export class RaftLogStore {
   private queue: Promise<void> = Promise.resolve();
   private failure: StorageFatalError | null = null;
   private closed = false;
+  /** The active segment holds bytes written by a save({ sync: false }) and not yet synced. */
+  private unsyncedBytes = false;
 
   private constructor(
     private readonly directory: string,
@@ -87,10 +99,13 @@ export class RaftLogStore {
    * through a truncate record), then the hard state (if any). One write and one fdatasync for the
    * whole batch; resolves only after the fdatasync succeeded.
    */
-  save(batch: SaveBatch): Promise<void> {
+  save(batch: SaveBatch, options: SaveOptions = {}): Promise<void> {
+    if (options.sync === false && (batch.entries.length > 0 || batch.snapshot !== null)) {
+      throw new StorageContractError('save without fdatasync is only for a hard state: entries and snapshots must be synced');
+    }
     return this.serialize(async () => {
       const records = this.recordsFor(batch);
-      if (records.length > 0) await this.append(records);
+      if (records.length > 0) await this.append(records, options.sync ?? true);
     });
   }
 
@@ -152,8 +167,9 @@ export class RaftLogStore {
     return records;
   }
 
-  /** Writes records as one batch: checked first, then one write and one fdatasync. */
-  private async append(records: readonly WalRecord[]): Promise<void> {
+  /** Writes records as one batch: checked first, then one write and (unless `sync` is false) one
+   * fdatasync. */
+  private async append(records: readonly WalRecord[], sync = true): Promise<void> {
     const active = this.segments[this.segments.length - 1];
     const rotate = active.sizeBytes >= this.segmentSizeBytes && active.sizeBytes > SEGMENT_HEADER_BYTES;
     // Check the batch against the log's rules on a copy, so a bad batch changes nothing.
@@ -170,7 +186,13 @@ export class RaftLogStore {
     } catch (error) {
       throw new StorageContractError(`refusing to write: ${describeError(error)}`);
     }
-    if (rotate) await this.rotate();
+    if (rotate) {
+      // Only the last segment may end in a torn record (recovery calls anything else damage): an
+      // unsynced hard state must reach the disk before its segment stops being the last.
+      if (this.unsyncedBytes) await this.sync(this.activeFile);
+      this.unsyncedBytes = false;
+      await this.rotate();
+    }
     const segment = this.segments[this.segments.length - 1];
     const position = segment.sizeBytes;
     try {
@@ -178,7 +200,8 @@ export class RaftLogStore {
     } catch (error) {
       await this.undoPartialWrite(error, segment, position, bytes.length);
     }
-    await this.sync(this.activeFile);
+    if (sync) await this.sync(this.activeFile);
+    this.unsyncedBytes = !sync && this.fsync;
     segment.sizeBytes = position + bytes.length;
     for (const record of records) {
       if (record.type === 'entry' && record.entry.index > segment.maxEntryIndex) segment.maxEntryIndex = record.entry.index;
