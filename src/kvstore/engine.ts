@@ -146,6 +146,8 @@ export class Engine {
   /** A batch commit that failed: its applies are lost from the engine (the WAL holds them), so
    * nothing may run on this engine any more; a restart replays from what is committed. */
   private failed: Error | null = null;
+  /** Told when a batch commit fails on its timer, where no caller is there to receive the throw. */
+  private failureListener: ((error: Error) => void) | null = null;
   private readonly leases = new Set<ReadLease>();
   private retirement: { readonly done: Promise<void>; readonly resolve: () => void } | null = null;
 
@@ -193,6 +195,11 @@ export class Engine {
     return result;
   }
 
+  /** Call `listener` when a batch commit fails on its timer (a failure in a call throws there). */
+  onFailure(listener: (error: Error) => void): void {
+    this.failureListener = listener;
+  }
+
   /** The error of a batch commit that failed, after which the engine must not be used. */
   get failure(): Error | null {
     return this.failed;
@@ -225,8 +232,13 @@ export class Engine {
     this.root.transactionSync(() => thenable as unknown as Promise<void>, TXN_ABORTABLE | TXN_SYNCHRONOUS_COMMIT);
     if (finish === null) throw new Error('lmdb-js did not keep the batch transaction open (its transactionSync contract changed)');
     const timer = setTimeout(() => {
-      // A failure is kept in `failure`; the next use of the engine throws it.
-      try { this.commitBatch(); } catch { /* recorded */ }
+      // A failure is kept in `failure` (the next use of the engine throws it) and reported at
+      // once: a failed flush must stop the node now, not at its next apply.
+      try {
+        this.commitBatch();
+      } catch (error) {
+        this.failureListener?.(error as Error);
+      }
     }, this.commitIntervalMs);
     timer.unref();
     this.batch = { finish, timer, transacts: 0 };

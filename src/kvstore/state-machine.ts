@@ -72,6 +72,7 @@ export class KvStateMachine {
   /** Set when the engine can no longer be trusted in this process (a failed flush, a snapshot
    * swap that failed half-way); a restart reopens what is on disk. */
   private broken: Error | null = null;
+  private engineFailureListener: ((error: Error) => void) | null = null;
   /** Engines replaced by a snapshot install that still serve exports started before the swap. */
   private readonly retiring = new Set<Engine>();
 
@@ -263,6 +264,16 @@ export class KvStateMachine {
     }
   }
 
+  /**
+   * Call `listener` when the engine fails outside any call (a batched commit on its timer): the
+   * applies of that batch are gone from the engine, so the runtime must stop (a restart replays
+   * them from the WAL).
+   */
+  onEngineFailure(listener: (error: Error) => void): void {
+    this.engineFailureListener = listener;
+    this.engine.onFailure(listener);
+  }
+
   /** Make everything applied so far durable; the runtime calls it before the WAL drops entries. */
   async sync(): Promise<void> {
     this.checkUsable();
@@ -435,6 +446,7 @@ export class KvStateMachine {
         const meta = readMeta(fresh.dbs.meta);
         const old = this.engine;
         this.engine = fresh;
+        if (this.engineFailureListener !== null) fresh.onFailure(this.engineFailureListener);
         this.meta = meta;
         this.sessions = new Sessions(fresh.dbs);
         retired = this.retire(old, previousGeneration);

@@ -800,7 +800,10 @@ export class RaftNode {
       this.reads.awaitTermCommit(from, context);
       return;
     }
-    if (!this.readNeedsQuorumRound() || this.quorumMembers().length === 1) {
+    // A lone voter is its own majority, but only if that voter is this leader: a leader that
+    // appended its own removal may still lead while the one voter left is another node.
+    const voters = this.quorumMembers();
+    if (!this.readNeedsQuorumRound() || (voters.length === 1 && voters[0] === this.config.id)) {
       this.releaseRead(from, context, this.log.committed);
       return;
     }

@@ -146,6 +146,8 @@ export class RaftRuntime {
       heartbeatIntervalTicks: msToTicks(config.heartbeatIntervalMs, config.tickMs),
     };
     this.node = new RaftNode(raftConfig, deps.initial);
+    // A batched engine commit that fails on its timer is a failed flush: the node stops.
+    this.kv.onEngineFailure((error) => this.fail(new Error(`the state machine engine failed to commit: ${error.message}`, { cause: error })));
     this.snapshotPolicy = new SnapshotPolicy(config);
     this.upkeep = new StorageUpkeep({
       nodeId: config.nodeId,

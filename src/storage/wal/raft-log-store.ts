@@ -200,8 +200,12 @@ export class RaftLogStore {
     } catch (error) {
       await this.undoPartialWrite(error, segment, position, bytes.length);
     }
-    if (sync) await this.sync(this.activeFile);
-    this.unsyncedBytes = !sync && this.fsync;
+    // At most one write stays unsynced: a second one syncs both. Records written without a sync
+    // can reach the disk out of order after a power loss, and recovery cuts only a torn tail, not
+    // a hole followed by good records, so the unsynced stretch is kept to one write.
+    const mustSync = sync || this.unsyncedBytes;
+    if (mustSync) await this.sync(this.activeFile);
+    this.unsyncedBytes = !mustSync && this.fsync;
     segment.sizeBytes = position + bytes.length;
     for (const record of records) {
       if (record.type === 'entry' && record.entry.index > segment.maxEntryIndex) segment.maxEntryIndex = record.entry.index;

@@ -109,6 +109,30 @@ test('the batch commits by itself once its interval is up', async () => {
   }
 });
 
+test('a batch commit that fails on its timer is reported at once, and the state machine refuses further use', async () => {
+  const { sm, done } = await freshMachine({ commitIntervalMs: 20 });
+  const log = new LogBuilder();
+  try {
+    const reported = new Promise<Error>((resolve) => sm.onEngineFailure(resolve));
+    const engine = (sm as unknown as { engine: { commitBatch: () => void; failed: Error | null } }).engine;
+    // Stand-in for a failed flush: lmdb-js gives no way to make a real commit fail on demand.
+    engine.commitBatch = () => {
+      const error = new Error('injected: fdatasync failed');
+      engine.failed ??= error;
+      throw error;
+    };
+    sm.apply([log.put('a', '1')]);
+    // The batch timer is unref'd; this deadline also keeps the event loop alive until it fires.
+    let deadline: NodeJS.Timeout | undefined;
+    const error = await Promise.race([reported, new Promise<never>((_, reject) => { deadline = setTimeout(() => reject(new Error('not reported within 10 s')), 10_000); })]);
+    clearTimeout(deadline);
+    assert.match(error.message, /injected: fdatasync failed/);
+    assert.throws(() => sm.apply([log.put('b', '2')]), /unusable until restart/);
+  } finally {
+    await done().catch(() => {});
+  }
+});
+
 /** Runs the child, then checks the reopened state against the entries it should hold. */
 async function killAndCheck(before: number, after: number, expectedApplied: number): Promise<void> {
   const dir = tempDir();

@@ -42,3 +42,20 @@ test('a single voter serves reads asked after its no-op committed at once', () =
   cluster.flush();
   assert.deepEqual(cluster.readStates.get(1), [{ context: 5, index: 1 }]);
 });
+
+test('a leader that removed itself does not serve reads alone because the one voter left is someone else', () => {
+  // {1, 2}, leader 1 appends its own removal: the membership in force is {2}, a single voter that
+  // is not the leader. Cut off from 2, leader 1 must not confirm reads by itself (2 may already
+  // lead alone and commit writes 1 never sees).
+  const cluster = new TestCluster([1, 2]);
+  cluster.elect(1);
+  cluster.deliverAll();
+  cluster.isolated.add(2);
+  assert.equal(cluster.node(1).proposeMembershipChange({ kind: 'remove', id: 1 }).ok, true);
+  cluster.flush();
+  assert.equal(cluster.node(1).role, 'leader', 'still leading until the removal commits');
+  const before = cluster.readStates.get(1)?.length ?? 0;
+  cluster.node(1).readIndex(9);
+  cluster.flush();
+  assert.equal(cluster.readStates.get(1)?.length ?? 0, before, 'no read confirmed without the only voter');
+});
