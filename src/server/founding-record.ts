@@ -11,8 +11,9 @@
 // of JSON {clusterId, membership}. Written to a temp file, fdatasynced, renamed, and the directory
 // fsynced.
 
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeFileSystem, writeFileAtomically } from '../storage/file-system.js';
 import type { Member, Membership } from '../raft/types.js';
 import { StartupError } from './startup-error.js';
 
@@ -49,22 +50,7 @@ export async function readFoundingRecord(dataDir: string): Promise<FoundingRecor
 }
 
 export async function writeFoundingRecord(dataDir: string, record: FoundingRecord): Promise<void> {
-  const temp = join(dataDir, `${FOUNDING_FILE}.tmp`);
-  await unlink(temp).catch(() => {});
-  const file = await open(temp, 'wx');
-  try {
-    await file.writeFile(`${MAGIC_LINE}\n${JSON.stringify(record)}\n`);
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, join(dataDir, FOUNDING_FILE));
-  const directory = await open(dataDir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await writeFileAtomically(nodeFileSystem, dataDir, FOUNDING_FILE, Buffer.from(`${MAGIC_LINE}\n${JSON.stringify(record)}\n`, 'utf8'));
 }
 
 /** A membership from JSON written by another node (or another version), checked field by field;

@@ -6,8 +6,9 @@
 // JSON {clusterId, nodeId, index, how, removedAt}. Written to a temp file, fdatasynced, renamed, and
 // the directory fsynced. Whatever its content, the file's presence means the node was removed.
 
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeFileSystem, writeFileAtomically } from '../storage/file-system.js';
 
 export const REMOVED_FILE = 'REMOVED';
 const MAGIC_LINE = 'raft-kv removed 1';
@@ -39,20 +40,5 @@ export async function readRemovalRecord(dataDir: string): Promise<RemovalRecord 
 }
 
 export async function writeRemovalRecord(dataDir: string, record: RemovalRecord): Promise<void> {
-  const temp = join(dataDir, `${REMOVED_FILE}.tmp`);
-  await unlink(temp).catch(() => {});
-  const file = await open(temp, 'wx');
-  try {
-    await file.writeFile(`${MAGIC_LINE}\n${JSON.stringify(record)}\n`);
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, join(dataDir, REMOVED_FILE));
-  const directory = await open(dataDir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await writeFileAtomically(nodeFileSystem, dataDir, REMOVED_FILE, Buffer.from(`${MAGIC_LINE}\n${JSON.stringify(record)}\n`, 'utf8'));
 }

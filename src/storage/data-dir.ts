@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
 import { DataDirLockedError, describeError, errorCode, StorageFatalError } from './errors.js';
-import { nodeFileSystem, readFileIfExists, type FileSystem } from './file-system.js';
+import { nodeFileSystem, readFileIfExists, writeFileAtomically, type FileSystem } from './file-system.js';
 
 export interface Identity {
   /** The id every founding member computes from the initial configuration. */
@@ -41,7 +41,6 @@ export interface DataDirOptions {
 
 export const LOCK_FILE = 'LOCK';
 export const IDENTITY_FILE = 'identity';
-const IDENTITY_TEMP_FILE = 'identity.tmp';
 const IDENTITY_MAGIC = Buffer.from([0x89, 0x52, 0x4b, 0x56, 0x49, 0x44, 0x0d, 0x0a]);
 const IDENTITY_FORMAT_VERSION = 1;
 const IDENTITY_HEADER_BYTES = 20;
@@ -193,17 +192,5 @@ async function loadIdentity(fileSystem: FileSystem, directory: string): Promise<
 }
 
 async function storeIdentity(fileSystem: FileSystem, directory: string, identity: Identity): Promise<void> {
-  const temp = join(directory, IDENTITY_TEMP_FILE);
-  const path = join(directory, IDENTITY_FILE);
-  // A temp file left by a crash mid-write is garbage: the real file was never replaced by it.
-  if ((await fileSystem.stat(temp)) !== null) await fileSystem.unlink(temp);
-  const file = await fileSystem.open(temp, 'createExclusive');
-  try {
-    await file.writev([encodeIdentity(identity)], 0);
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  await fileSystem.rename(temp, path);
-  await fileSystem.syncDirectory(directory);
+  await writeFileAtomically(fileSystem, directory, IDENTITY_FILE, encodeIdentity(identity));
 }

@@ -4,6 +4,7 @@
 // over node:fs/promises; all positions are explicit, so no call depends on a hidden file offset.
 
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { errorCode } from './errors.js';
 
 /** read: an existing file, read-only. readWrite: an existing file. createExclusive: a new file; fails
@@ -158,4 +159,23 @@ export async function readFileIfExists(fileSystem: FileSystem, path: string): Pr
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Replaces `directory/name` with `bytes` so that after a crash it holds either the old content or
+ * the new, never a mix: a temp file written and fdatasynced, renamed over it, the directory fsynced.
+ * A temp file left by an earlier crash is garbage (the real file was never replaced by it).
+ */
+export async function writeFileAtomically(fileSystem: FileSystem, directory: string, name: string, bytes: Buffer): Promise<void> {
+  const temp = join(directory, `${name}.tmp`);
+  if ((await fileSystem.stat(temp)) !== null) await fileSystem.unlink(temp);
+  const file = await fileSystem.open(temp, 'createExclusive');
+  try {
+    await file.writev([bytes], 0);
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+  await fileSystem.rename(temp, join(directory, name));
+  await fileSystem.syncDirectory(directory);
 }
