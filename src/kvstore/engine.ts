@@ -50,8 +50,8 @@
 //   lmdb-js lets a read with an explicit transaction use the open write transaction instead, so
 //   no batch stays open while a read lease is held: a lease commits the batch first, and while any
 //   lease lives every transact() commits on its own. The batch commit (its pages and one
-//   fdatasync) runs on the main thread: a few ms about 20 times a second under load, instead of
-//   a fraction of a ms several hundred times.
+//   fdatasync) runs on the main thread: 5-40 ms about 5 times a second under load (at the node's
+//   200 ms interval), instead of a fraction of a ms several hundred times.
 // - `unsafeNoSync: true` opens with lmdb's `noSync` instead: no flush per commit, sync() flushes.
 //   A machine crash between syncs may corrupt the engine, so the name says so and it is opt-in.
 // - A snapshot import writes into a temp environment with `noSync` ('bulk-load': a crash there only
@@ -74,9 +74,11 @@ export interface EngineOptions {
   readonly commitIntervalMs?: number;
 }
 
-/** A batch commits after this many transact()s even before its interval is up: it bounds the
- * dirty pages one lmdb transaction holds (values up to the 1 MiB limit stay well inside it). */
-export const BATCH_MAX_TRANSACTS = 256;
+/** A batch commits after this many transact()s, or once the transact()s declared this many bytes,
+ * even before its interval is up: it bounds the dirty pages one lmdb transaction holds (lmdb
+ * fails a transaction whose dirty list outgrows its limit, about 512 MiB of 4 KiB pages). */
+export const BATCH_MAX_TRANSACTS = 2048;
+export const BATCH_MAX_BYTES = 32 * 1024 * 1024;
 
 export const DEFAULT_MAP_SIZE_BYTES = 1024 * 1024 * 1024;
 
@@ -137,6 +139,7 @@ interface OpenBatch {
   readonly finish: (result: unknown) => unknown;
   readonly timer: NodeJS.Timeout;
   transacts: number;
+  bytes: number;
 }
 
 export class Engine {
@@ -183,15 +186,20 @@ export class Engine {
   /**
    * Run `body` in one synchronous write transaction; a throw aborts it and nothing is written.
    * With batching on, it is a child of the open batch: visible to reads here at once, committed
-   * with the batch.
+   * with the batch. `approximateBytes` (what the body writes, roughly) counts towards the batch's
+   * byte bound.
    */
-  transact<T>(body: () => T): T {
+  transact<T>(body: () => T, approximateBytes = 0): T {
     this.checkOpen();
     if (this.batch !== null && this.leases.size > 0) throw new Error('engine invariant broken: a batch transaction is open while a read lease lives');
     if (this.commitIntervalMs > 0 && this.batch === null && this.leases.size === 0) this.openBatch();
     // Inside the open batch lmdb-js runs this as a child transaction (abortable on its own).
     const result = this.root.transactionSync(body, this.txnFlags);
-    if (this.batch !== null && ++this.batch.transacts >= BATCH_MAX_TRANSACTS) this.commitBatch();
+    if (this.batch !== null) {
+      this.batch.transacts += 1;
+      this.batch.bytes += approximateBytes;
+      if (this.batch.transacts >= BATCH_MAX_TRANSACTS || this.batch.bytes >= BATCH_MAX_BYTES) this.commitBatch();
+    }
     return result;
   }
 
@@ -241,7 +249,7 @@ export class Engine {
       }
     }, this.commitIntervalMs);
     timer.unref();
-    this.batch = { finish, timer, transacts: 0 };
+    this.batch = { finish, timer, transacts: 0, bytes: 0 };
   }
 
   /** Drop the open batch without committing it (the engine goes back to its last commit). */

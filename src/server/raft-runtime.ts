@@ -119,6 +119,10 @@ export class RaftRuntime {
   private stopped = false;
   private diskFull = false;
   private installingSnapshot = false;
+  /** The engine flush maybeCompact() started, while it runs. */
+  private engineSync: Promise<void> | null = null;
+  /** An applied index the engine holds durably, waiting for the loop to compact the log to it. */
+  private engineDurableIndex: { readonly index: Index; readonly reason: string } | null = null;
   private lastRole: Role = 'follower';
   /** The term and vote the log holds durably (persist() syncs whenever either changes). */
   private syncedTermVote: { readonly term: number; readonly votedFor: NodeId };
@@ -189,6 +193,8 @@ export class RaftRuntime {
       this.installingSnapshot = true;
       try {
         while (this.processing) await new Promise((resolve) => setTimeout(resolve, 1));
+        await this.settleEngineSync();
+        this.engineDurableIndex = null; // a point in the state being replaced
         const installed = await this.kv.importSnapshot(chunks);
         this.logger.info('snapshot installed', { index: request.snapshot.index, term: request.snapshot.term, dataAppliedIndex: installed.appliedIndex, revision: installed.revision });
       } finally {
@@ -393,6 +399,7 @@ export class RaftRuntime {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.upkeep.stop();
     while (this.processing) await new Promise((resolve) => setTimeout(resolve, 1));
+    await this.settleEngineSync().catch(() => {}); // its failure was reported by fail()
     for (const [index, proposal] of this.proposals) {
       clearTimeout(proposal.timer);
       proposal.reject(new ApiError('OUTCOME_UNKNOWN', 'The node shut down before the write was known to commit.'));
@@ -425,8 +432,10 @@ export class RaftRuntime {
     if (this.processing || this.stopped || this.installingSnapshot) return;
     this.processing = true;
     try {
-      while (!this.stopped && !this.diskFull && this.node.hasReady()) {
-        await this.handleReady(this.node.ready());
+      while (!this.stopped && !this.diskFull) {
+        if (this.node.hasReady()) await this.handleReady(this.node.ready());
+        else if (this.engineDurableIndex !== null) await this.maybeCompact();
+        else break;
       }
     } catch (error) {
       this.fail(error as Error);
@@ -581,20 +590,55 @@ export class RaftRuntime {
     }
   }
 
-  /** Every `snapshotEveryEntries` applied entries, or once the log grew by `snapshotEveryBytes`
+  /**
+   * Every `snapshotEveryEntries` applied entries, or once the log grew by `snapshotEveryBytes`
    * (snapshot-policy.ts): make the engine durable, then drop the log before the snapshot point
-   * (keeping a tail for slow followers). */
+   * (keeping a tail for slow followers). The flush runs in the background: awaiting it here held
+   * the Ready loop (no WAL writes, no messages) for 10-40 ms every 10,000 entries (traced under a
+   * 64-client write load), on every node at about the same moment since they reach the same index
+   * together.
+   * Only the durable point's bookkeeping (core compact, one WAL record) runs inside the loop.
+   */
   private async maybeCompact(): Promise<void> {
+    const durable = this.engineDurableIndex;
+    if (durable !== null) {
+      this.engineDurableIndex = null;
+      await this.compactLogTo(durable.index, durable.reason);
+      return;
+    }
+    if (this.engineSync !== null) return;
     const applied = this.node.appliedIndex;
     const reason = this.snapshotPolicy.due(applied, this.node.latestSnapshot.index, this.wal.stats().bytes);
     if (reason === null) return;
-    await this.kv.sync();
+    // Everything applied so far is in the engine's open batch or earlier; sync() commits it and
+    // flushes, so once it resolves the engine holds `applied` durably.
+    this.engineSync = this.kv.sync().then(
+      () => {
+        this.engineSync = null;
+        if (this.stopped) return;
+        this.engineDurableIndex = { index: applied, reason };
+        this.scheduleReady();
+      },
+      (error: unknown) => {
+        this.engineSync = null;
+        this.fail(error as Error);
+      },
+    );
+  }
+
+  private async compactLogTo(applied: Index, reason: string): Promise<void> {
     this.node.compact(applied, this.config.snapshotKeepTailEntries);
     const meta = this.node.latestSnapshot;
+    if (meta.index !== applied) return; // a snapshot from the leader got ahead of this point
     await this.wal.compact(meta, Math.max(0, meta.index - this.config.snapshotKeepTailEntries));
     const walBytes = this.wal.stats().bytes;
     this.snapshotPolicy.recorded(walBytes);
     this.logger.info('snapshot point recorded, log compacted', { index: meta.index, term: meta.term, keptFrom: this.node.firstIndex, reason, walBytes });
+  }
+
+  /** Wait for a background engine flush (before the engine is closed or replaced). */
+  private async settleEngineSync(): Promise<void> {
+    while (this.engineSync !== null) await this.engineSync;
   }
 
   private observe(ready: Ready): void {

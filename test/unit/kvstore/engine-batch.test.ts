@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BATCH_MAX_TRANSACTS, lmdbSyncOptions } from '../../../src/kvstore/engine.js';
+import { BATCH_MAX_BYTES, BATCH_MAX_TRANSACTS, Engine, lmdbSyncOptions } from '../../../src/kvstore/engine.js';
 import { encodeCommand } from '../../../src/kvstore/commands.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
 import { batchKillEntry } from './batch-kill-child.js';
@@ -172,4 +172,21 @@ test('killed with a batch open: the engine comes back at the last sync(), consis
 test('a batch commits after BATCH_MAX_TRANSACTS applies even before its interval', async () => {
   // No sync at all: the only commit is the cap's, after exactly BATCH_MAX_TRANSACTS applies.
   await killAndCheck(0, BATCH_MAX_TRANSACTS + 10, BATCH_MAX_TRANSACTS);
+});
+
+test('a batch commits once its transacts declared BATCH_MAX_BYTES, even before its interval', async () => {
+  const dir = tempDir();
+  const engine = Engine.open(join(dir.path, 'engine'), { mode: 'durable', commitIntervalMs: NEVER_MS, mapSizeBytes: 64 * 1024 * 1024 });
+  try {
+    const key = Buffer.from('k');
+    engine.transact(() => engine.dbs.meta.putSync(key, Buffer.from('1')), BATCH_MAX_BYTES - 1);
+    assert.equal(engine.hasOpenBatch, true, 'below the bound the batch stays open');
+    engine.transact(() => engine.dbs.meta.putSync(key, Buffer.from('2')), 1);
+    assert.equal(engine.hasOpenBatch, false, 'the bytes bound committed it');
+    engine.transact(() => engine.dbs.meta.putSync(key, Buffer.from('3')));
+    assert.equal(engine.hasOpenBatch, true, 'a new batch opens');
+  } finally {
+    await engine.close();
+    dir.remove();
+  }
 });

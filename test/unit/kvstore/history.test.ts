@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompactedError, FutureRevisionError, InvalidRevisionError } from '../../../src/kvstore/errors.js';
 import { applyOne, freshMachine, LogBuilder } from './helpers.js';
+import { COMPACTION_RECORDS_PER_APPLY_MIN, COMPACTION_RECORDS_PER_ENTRY } from '../../../src/kvstore/state-machine.js';
 
 /** a@2=a1, b@3=b1, a@4=a2, b deleted @5, c@6=c1, a@7=a3 */
 function history(log: LogBuilder) {
@@ -152,6 +153,33 @@ test('a large compaction is removed a bounded amount per apply, invisibly to rea
     while (sm.runMaintenance().compactionPending);
     assert.deepEqual(sm.stats(), { liveKeys: 10, historyRecords: 10, revisionIndexRecords: 10, sessions: 0, sessionResults: 0, compactionPending: false });
     for (let k = 0; k < 10; k++) assert.equal(sm.get(`key-${k}`).kv?.value, `v${9_990 + k}`);
+  } finally {
+    await done();
+  }
+});
+
+test('an apply compacts in proportion to the entries it applies, and steady writes alone finish a compaction', async () => {
+  const { sm, done } = await freshMachine({ unsafeNoSync: true });
+  const log = new LogBuilder();
+  try {
+    const batch = [];
+    for (let i = 0; i < 5_000; i++) batch.push(log.put(`key-${i % 10}`, `v${i}`));
+    sm.apply(batch);
+    applyOne(sm, log.compact(sm.revision));
+    // A one-entry apply visits at most the per-apply minimum plus one entry's share: a big backlog
+    // is never carried by one apply (its commit would stall every node at once).
+    const before = sm.stats().historyRecords;
+    applyOne(sm, log.put('other', 'x'));
+    const removedByOne = before + 1 - sm.stats().historyRecords;
+    assert.ok(removedByOne > 0, 'the apply did some of the work');
+    assert.ok(removedByOne <= COMPACTION_RECORDS_PER_APPLY_MIN + COMPACTION_RECORDS_PER_ENTRY, `one apply removed ${removedByOne} records`);
+    // Writes keep coming and no idle maintenance runs: removal outpaces the history they add.
+    let applies = 0;
+    while (sm.stats().compactionPending) {
+      assert.ok(++applies < 5_000, 'compaction never finished under steady writes');
+      applyOne(sm, log.put(`key-${applies % 10}`, `w${applies}`));
+    }
+    assert.ok(applies < 5_000 / COMPACTION_RECORDS_PER_ENTRY * 2, `finished after ${applies} one-entry applies`);
   } finally {
     await done();
   }
