@@ -25,6 +25,8 @@ export class Progress {
   recentActive = false;
   /** Last index of each unacknowledged append, oldest first (bounded by maxInflight). */
   private readonly inflight: Index[] = [];
+  /** The leaderCommit of the last append sent to this follower (what it was told is committed). */
+  commitSent: Index = 0;
 
   constructor(next: Index, private readonly maxInflight: number) {
     this.next = next;
@@ -65,6 +67,11 @@ export class Progress {
       case 'replicate': return this.inflight.length >= this.maxInflight;
       case 'snapshot': return true;
     }
+  }
+
+  /** Appends carrying entries that are not acknowledged yet. */
+  get hasInflight(): boolean {
+    return this.inflight.length > 0;
   }
 
   /** Record an append whose last entry is `lastIndex` (or prevLogIndex if it had none). */

@@ -148,3 +148,25 @@ test('ready() twice without advance() is a bug the core refuses', () => {
   node.ready();
   assert.throws(() => node.ready(), /before advance/);
 });
+
+test('the new commit index rides on the next append: no empty commit-only append while one is in flight, and followers still learn it at once', () => {
+  const cluster = new TestCluster([1, 2, 3]);
+  cluster.elect(1);
+  cluster.deliverAll();
+  cluster.takeTrace();
+  const leader = cluster.node(1);
+  cluster.propose(1, 'a');
+  cluster.deliverOnly((m) => m.type === 'appendRequest'); // a reaches both followers; their answers wait
+  cluster.propose(1, 'b'); // b is in flight to both
+  const aIndex = leader.lastIndex - 1;
+  cluster.deliverOnly((m) => m.type === 'appendResponse' && m.from === 2 && m.matchIndex === aIndex);
+  assert.equal(leader.commitIndex, aIndex, 'a commits with follower 2');
+  cluster.deliverAll();
+  const appends = cluster.takeTrace().filter((line) => line.includes('appendRequest'));
+  const empty = appends.filter((line) => line.includes('entries=[]'));
+  // b's append was still in flight when a committed: nothing was sent for a's commit alone. Each
+  // follower gets one empty append, for b's commit, after answering b.
+  assert.deepEqual(empty.map((line) => line.split(' ')[0]).sort(), ['1->2', '1->3'], `appends:\n${appends.join('\n')}`);
+  assert.equal(leader.commitIndex, leader.lastIndex);
+  for (const id of [2, 3]) assert.equal(cluster.node(id).commitIndex, leader.commitIndex, `follower ${id} learned the commit without waiting for a heartbeat`);
+});

@@ -45,8 +45,10 @@ test('fromLeader: only what the leader\'s log still holds at index 0, nothing on
   assert.deepEqual(after, { members: [] });
 });
 
-test('the weaker bootstraps snapshot a configuration never in force (seeds 6, 249, 293, 743); the default does not', () => {
-  const cases: [number, JoinBootstrap][] = [[6, 'empty'], [249, 'empty'], [293, 'empty'], [743, 'fromLeader']];
+test('the weaker bootstraps snapshot a configuration never in force (seeds 6, 137, 249, 3412); the default does not', () => {
+  // Seeds found by `npm run sim -- --seeds N --join-bootstrap empty|fromLeader`; they move when the
+  // core's message pattern changes (the schedule is a function of it).
+  const cases: [number, JoinBootstrap][] = [[6, 'empty'], [137, 'empty'], [249, 'empty'], [3412, 'fromLeader']];
   for (const [seed, joinBootstrap] of cases) {
     const weak = runSeed(seed, { joinBootstrap });
     assert.ok(weak.violations.some((v) => v.property === 'snapshotMembership'), `seed ${seed} with ${joinBootstrap}: ${JSON.stringify(weak.violations)}`);
