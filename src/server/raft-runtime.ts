@@ -17,6 +17,7 @@ import type { RaftLogStore } from '../storage/wal.js';
 import { DiskFullError } from '../storage/wal.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { msToTicks, type NodeConfig } from './node-config.js';
+import { TickClock } from './tick-clock.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { StorageUpkeep } from './storage-upkeep.js';
 
@@ -166,9 +167,16 @@ export class RaftRuntime {
   }
 
   start(): void {
-    // One tick per timer callback: after an event-loop stall the missed ticks are not replayed in
-    // a burst (a burst would fire elections the cluster does not need).
-    this.tickTimer = setInterval(() => this.guard(() => { this.node.tick(); this.scheduleReady(); }), this.config.tickMs);
+    // Ticks missed by a late timer are replayed, up to one heartbeat interval's worth per callback
+    // (tick-clock.ts): a busy leader keeps its heartbeat rate, and after a long stall no burst of
+    // ticks fires an election the cluster does not need before the waiting messages are read.
+    const clock = new TickClock(this.config.tickMs, msToTicks(this.config.heartbeatIntervalMs, this.config.tickMs), performance.now());
+    this.tickTimer = setInterval(() => this.guard(() => {
+      const ticks = clock.due(performance.now());
+      if (ticks === 0) return;
+      for (let i = 0; i < ticks; i++) this.node.tick();
+      this.scheduleReady();
+    }), this.config.tickMs);
     this.upkeep.start();
     this.scheduleReady();
   }

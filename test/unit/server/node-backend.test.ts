@@ -172,3 +172,31 @@ test('a refused key or value is refused here, never forwarded', async () => {
   assert.equal((await failure(backend(pool).put('k', 'v'.repeat(2048), stamp))).code, 'TOO_LARGE');
   assert.equal(pool.calls.length, 0);
 });
+
+test('a relay-marked write on the peer port is forwarded to the leader once, without the mark', async () => {
+  const pool = new ScriptedPool([ok('k', 'v')]);
+  const answer = await backend(pool).handleRpc({ type: 'put', key: 'k', value: 'v', client: stamp, relay: true });
+  assert.deepEqual(answer, { ok: true, result: record('k', 'v') });
+  assert.equal(pool.calls.length, 1);
+  assert.equal(pool.calls[0].address, 'n1:7000', 'sent to the leader');
+  const forwarded = pool.calls[0].request as { type: string; relay?: true; client?: ClientStamp };
+  assert.equal(forwarded.type, 'put');
+  assert.equal(forwarded.relay, undefined, 'the leader gets a plain forwarded write: it proposes or refuses, never forwards again');
+  assert.deepEqual(forwarded.client, stamp, 'under the client\'s own stamp');
+});
+
+test('an unmarked write forwarded to a node that does not lead is refused with the leader\'s id, not forwarded again', async () => {
+  const pool = new ScriptedPool([]);
+  const answer = await backend(pool).handleRpc({ type: 'delete', key: 'k', client: stamp });
+  assert.equal(answer.ok, false);
+  assert.equal((answer as { code: string }).code, 'NO_LEADER');
+  assert.equal((answer as { leaderId?: number }).leaderId, 1);
+  assert.equal(pool.calls.length, 0, 'nothing was forwarded');
+});
+
+test('a relay mark that is not exactly true is a malformed request', async () => {
+  const pool = new ScriptedPool([]);
+  const answer = await backend(pool).handleRpc({ type: 'put', key: 'k', value: 'v', relay: 'yes' });
+  assert.deepEqual({ ok: answer.ok, code: (answer as { code: string }).code }, { ok: false, code: 'BAD_REQUEST' });
+  assert.equal(pool.calls.length, 0);
+});
