@@ -457,8 +457,8 @@ export class RaftRuntime {
     // Appends that carry no entries only tell followers a new commit index: they go after this
     // Ready's applies, so the answers to the writes that just committed leave first (each send is
     // a socket write, tens of microseconds, on the path of a lone client's write).
-    let commitNotices = ready.messagesNow.filter(isCommitNotice);
-    this.sendMessages(commitNotices.length === 0 ? ready.messagesNow : ready.messagesNow.filter((m) => !isCommitNotice(m)));
+    const { urgent, commitNotices } = splitCommitNotices(ready.messagesNow);
+    this.sendMessages(urgent);
     // Committed entries already durable here need not wait for this Ready's write: apply them while
     // it is in flight (the CPU of the apply overlaps the fsync, and a write's answer does not wait
     // for the fsync of the commit index that made it committed). Durable means below the first
@@ -476,8 +476,6 @@ export class RaftRuntime {
         await persisting.catch(() => {}); // the apply's error is the one to report
         throw error;
       }
-      this.sendMessages(commitNotices);
-      commitNotices = [];
       await persisting;
     } else if (mustPersist) {
       await this.persist(ready);
@@ -712,7 +710,13 @@ export function durablePrefixLength(committed: readonly Entry[], written: readon
   return count;
 }
 
-/** An append without entries: a heartbeat-like notice of the leader's commit index (or a probe). */
-function isCommitNotice(message: Message): boolean {
-  return message.type === 'appendRequest' && message.entries.length === 0;
+/** Appends without entries (notices of the leader's commit index, or probes) apart from the rest;
+ * one pass, and no copy when there are none. */
+function splitCommitNotices(messages: readonly Message[]): { readonly urgent: readonly Message[]; readonly commitNotices: readonly Message[] } {
+  const isNotice = (m: Message): boolean => m.type === 'appendRequest' && m.entries.length === 0;
+  if (!messages.some(isNotice)) return { urgent: messages, commitNotices: [] };
+  const urgent: Message[] = [];
+  const commitNotices: Message[] = [];
+  for (const message of messages) (isNotice(message) ? commitNotices : urgent).push(message);
+  return { urgent, commitNotices };
 }

@@ -12,7 +12,7 @@ import { BATCH_MAX_BYTES, BATCH_MAX_TRANSACTS, Engine, lmdbSyncOptions } from '.
 import { encodeCommand } from '../../../src/kvstore/commands.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
 import { batchKillEntry } from './batch-kill-child.js';
-import { freshMachine, LogBuilder, tempDir } from './helpers.js';
+import { failBatchCommits, freshMachine, LogBuilder, tempDir } from './helpers.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** Long enough that no batch commits by its timer during a test, unless the test waits for it. */
@@ -114,13 +114,7 @@ test('a batch commit that fails on its timer is reported at once, and the state 
   const log = new LogBuilder();
   try {
     const reported = new Promise<Error>((resolve) => sm.onEngineFailure(resolve));
-    const engine = (sm as unknown as { engine: { commitBatch: () => void; failed: Error | null } }).engine;
-    // Stand-in for a failed flush: lmdb-js gives no way to make a real commit fail on demand.
-    engine.commitBatch = () => {
-      const error = new Error('injected: fdatasync failed');
-      engine.failed ??= error;
-      throw error;
-    };
+    failBatchCommits(sm);
     sm.apply([log.put('a', '1')]);
     // The batch timer is unref'd; this deadline also keeps the event loop alive until it fires.
     let deadline: NodeJS.Timeout | undefined;

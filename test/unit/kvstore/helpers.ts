@@ -120,3 +120,17 @@ export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8A
 export async function* fromArray(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const chunk of chunks) yield chunk;
 }
+
+/**
+ * Make every later batch commit of the machine's engine fail as a failed flush would (the error is
+ * kept as the engine's failure and thrown). A stand-in: lmdb-js gives no way to make a real commit
+ * fail on demand.
+ */
+export function failBatchCommits(sm: KvStateMachine, message = 'injected: fdatasync failed'): void {
+  const engine = (sm as unknown as { engine: { commitBatch: () => void; failed: Error | null } }).engine;
+  engine.commitBatch = () => {
+    const error = new Error(message);
+    engine.failed ??= error;
+    throw error;
+  };
+}

@@ -5,14 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../../src/common/logger.js';
 import type { Entry, Index } from '../../../src/raft/types.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
-import { loadNodeConfig } from '../../../src/server/node-config.js';
-import { durablePrefixLength, RaftRuntime } from '../../../src/server/raft-runtime.js';
-import type { RaftLogStore, SaveBatch } from '../../../src/storage/wal.js';
-import type { PeerTransport } from '../../../src/transport/peer-transport.js';
+import { durablePrefixLength } from '../../../src/server/raft-runtime.js';
+import type { SaveBatch } from '../../../src/storage/wal.js';
 import { tempDir } from '../kvstore/helpers.js';
+import { oneNodeRuntime } from './one-node-runtime.js';
 
 /** A log whose save() resolves only when the test releases it; it records what happened when. */
 class GatedWal {
@@ -65,16 +63,8 @@ test('committed entries on disk are applied while the commit index is being writ
   const dir = tempDir('apply-while-persisting-');
   const kv = await KvStateMachine.open(`${dir.path}/kv`, { unsafeNoSync: true });
   const wal = new GatedWal();
-  const config = loadNodeConfig({ NODE_ID: '1', CLUSTER_NODES: '1=127.0.0.1:1', DATA_DIR: dir.path, HTTP_ADDR: '127.0.0.1:2' }, dir.path);
-  const membership = { members: [{ id: 1, role: 'voter' as const, peerAddr: '127.0.0.1:1', httpAddr: '' }] };
-  const transport = { send: () => {}, sendSnapshot: async () => false } as unknown as PeerTransport;
   const fatal: Error[] = [];
-  const runtime = new RaftRuntime({
-    config, logger: silentLogger, wal: wal as unknown as RaftLogStore, kv, transport,
-    initial: { hardState: { term: 0, votedFor: 0, commitIndex: 0 }, snapshot: { index: 0, term: 0, membership }, entries: [], appliedIndex: 0 },
-    appliedMembership: membership,
-    onFatal: (error) => fatal.push(error),
-  });
+  const runtime = oneNodeRuntime({ dataDir: dir.path, kv, wal, onFatal: (error) => fatal.push(error) });
   t.after(async () => {
     await runtime.stop();
     await kv.close();

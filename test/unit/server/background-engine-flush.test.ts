@@ -6,14 +6,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../../src/common/logger.js';
 import type { SnapshotMeta } from '../../../src/raft/types.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
-import { loadNodeConfig } from '../../../src/server/node-config.js';
-import { RaftRuntime } from '../../../src/server/raft-runtime.js';
-import type { RaftLogStore } from '../../../src/storage/wal.js';
-import type { PeerTransport } from '../../../src/transport/peer-transport.js';
 import { tempDir } from '../kvstore/helpers.js';
+import { oneNodeRuntime, until } from './one-node-runtime.js';
 
 /** Saves succeed at once; compactions are recorded. */
 class RecordingWal {
@@ -28,29 +24,13 @@ class RecordingWal {
   }
 }
 
-async function until(what: string, condition: () => boolean, deadlineMs = 5000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
-
 test('the engine flush of a snapshot point does not hold the Ready loop; the log is compacted after it, to where it started', async (t) => {
   const dir = tempDir('background-engine-flush-');
   const kv = await KvStateMachine.open(`${dir.path}/kv`, { unsafeNoSync: true });
   const wal = new RecordingWal();
-  const config = loadNodeConfig({
-    NODE_ID: '1', CLUSTER_NODES: '1=127.0.0.1:1', DATA_DIR: dir.path, HTTP_ADDR: '127.0.0.1:2',
-    SNAPSHOT_EVERY_ENTRIES: '5', SNAPSHOT_KEEP_TAIL_ENTRIES: '0',
-  }, dir.path);
-  const membership = { members: [{ id: 1, role: 'voter' as const, peerAddr: '127.0.0.1:1', httpAddr: '' }] };
-  const transport = { send: () => {}, sendSnapshot: async () => false } as unknown as PeerTransport;
   const fatal: Error[] = [];
-  const runtime = new RaftRuntime({
-    config, logger: silentLogger, wal: wal as unknown as RaftLogStore, kv, transport,
-    initial: { hardState: { term: 0, votedFor: 0, commitIndex: 0 }, snapshot: { index: 0, term: 0, membership }, entries: [], appliedIndex: 0 },
-    appliedMembership: membership,
+  const runtime = oneNodeRuntime({
+    dataDir: dir.path, kv, wal, settings: { SNAPSHOT_EVERY_ENTRIES: '5', SNAPSHOT_KEEP_TAIL_ENTRIES: '0' },
     onFatal: (error) => fatal.push(error),
   });
   // sync() waits for the test; what was applied when it was called is what it makes durable.

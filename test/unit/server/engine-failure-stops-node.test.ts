@@ -5,13 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../../src/common/logger.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
-import { loadNodeConfig } from '../../../src/server/node-config.js';
-import { RaftRuntime } from '../../../src/server/raft-runtime.js';
-import type { RaftLogStore } from '../../../src/storage/wal.js';
-import type { PeerTransport } from '../../../src/transport/peer-transport.js';
-import { tempDir } from '../kvstore/helpers.js';
+import { failBatchCommits, tempDir } from '../kvstore/helpers.js';
+import { oneNodeRuntime, until } from './one-node-runtime.js';
 
 const inMemoryWal = {
   save: () => Promise.resolve(),
@@ -22,38 +18,20 @@ const inMemoryWal = {
 test('an engine batch commit failing on its timer stops the node and refuses further writes', async (t) => {
   const dir = tempDir('engine-failure-');
   const kv = await KvStateMachine.open(`${dir.path}/kv`, { commitIntervalMs: 20 });
-  const config = loadNodeConfig({ NODE_ID: '1', CLUSTER_NODES: '1=127.0.0.1:1', DATA_DIR: dir.path, HTTP_ADDR: '127.0.0.1:2' }, dir.path);
-  const membership = { members: [{ id: 1, role: 'voter' as const, peerAddr: '127.0.0.1:1', httpAddr: '' }] };
-  const transport = { send: () => {}, sendSnapshot: async () => false } as unknown as PeerTransport;
   let reportFatal: (error: Error) => void = () => {};
   const fatal = new Promise<Error>((resolve) => { reportFatal = resolve; });
-  const runtime = new RaftRuntime({
-    config, logger: silentLogger, wal: inMemoryWal as unknown as RaftLogStore, kv, transport,
-    initial: { hardState: { term: 0, votedFor: 0, commitIndex: 0 }, snapshot: { index: 0, term: 0, membership }, entries: [], appliedIndex: 0 },
-    appliedMembership: membership,
-    onFatal: (error) => reportFatal(error),
-  });
+  const runtime = oneNodeRuntime({ dataDir: dir.path, kv, wal: inMemoryWal, onFatal: (error) => reportFatal(error) });
   t.after(async () => {
     await runtime.stop();
     await kv.close().catch(() => {});
     dir.remove();
   });
   runtime.start();
-  const deadline = Date.now() + 5000;
-  while (runtime.status().state !== 'leader') {
-    assert.ok(Date.now() < deadline, 'no leadership within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await until('leadership', () => runtime.status().state === 'leader');
   const written = await runtime.propose({ v: 1, op: 'put', key: 'a', value: '1', proposedAtMs: 1 }, 5000);
   assert.equal(written.kind, 'put', 'writes work before the failure');
 
-  // Stand-in for a failed flush (lmdb-js gives no way to make a real commit fail on demand).
-  const engine = (kv as unknown as { engine: { commitBatch: () => void; failed: Error | null } }).engine;
-  engine.commitBatch = () => {
-    const error = new Error('injected: fdatasync failed');
-    engine.failed ??= error;
-    throw error;
-  };
+  failBatchCommits(kv);
   // This write's apply opens a batch; its timer's commit fails.
   await runtime.propose({ v: 1, op: 'put', key: 'b', value: '2', proposedAtMs: 1 }, 5000).catch(() => {});
   let timer: NodeJS.Timeout | undefined;
