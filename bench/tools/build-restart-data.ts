@@ -59,7 +59,7 @@ const LEADER_ID = 1;
 const PROPOSED_AT_BASE_MS = 1_700_000_000_000;
 
 /** A rough upper bound of the disk a node directory of `keys` keys takes (value, key, history,
- * revision index, log tail), with room to spare; times three nodes. */
+ * log tail), with room to spare; times three nodes. */
 export function estimatedBytes(keys: number, valueBytes: number): number {
   return 3 * keys * (valueBytes * 3 + 600) + 512 * 1024 * 1024;
 }

@@ -13,17 +13,18 @@
 //
 // Why removing just the *previous* change is enough: by induction over the walk, every change of K
 // below the one being looked at, except the latest, is already gone. Each history record names
-// its key's previous change while the key was live (previousRevision); a put that re-creates a
-// deleted key names none, and needs none, because the walk removed the tombstone before it and
-// everything the tombstone superseded. Steps handle whole records, so the state between steps
-// still satisfies the rule for every record below the cursor.
+// its key's previous change (previousRevision; a put that re-creates a deleted key names the
+// tombstone). Steps handle whole records, so the state between steps still satisfies the rule for
+// every record below the cursor. A removed tombstone takes the key's grave with it when the grave
+// still names it (the key was not put again): reads then find no history for the key at all,
+// which is what a read at or above the compacted revision must answer.
 
 import type { BinaryDb } from './engine.js';
-import { historyRecordLinks, indexKey, readU64, u64Key } from './encoding.js';
+import { decodeGrave, historyRecordLinks, readU64, u64Key } from './encoding.js';
 
 export interface CompactionDbs {
   readonly history: BinaryDb;
-  readonly revisions: BinaryDb;
+  readonly graves: BinaryDb;
 }
 
 /** History records looked at per batch; each batch is read out before anything is deleted. */
@@ -52,8 +53,8 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
       batch.push({ revision: readU64(key, 0), ...historyRecordLinks(value) });
     }
     for (const change of batch) {
-      if (change.previousRevision > 0 && removeChange(dbs, change.keyBytes, change.previousRevision)) removed += 1;
-      if (change.tombstone && removeChange(dbs, change.keyBytes, change.revision)) removed += 1;
+      if (change.previousRevision > 0 && dbs.history.removeSync(u64Key(change.previousRevision))) removed += 1;
+      if (change.tombstone && removeTombstone(dbs, change.keyBytes, change.revision)) removed += 1;
       next = change.revision + 1;
     }
     visited += batch.length;
@@ -62,9 +63,9 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
   return { cursor: next, recordsVisited: visited, recordsRemoved: removed };
 }
 
-/** Remove one change from history and from the per-key index; false if it was already gone. */
-function removeChange(dbs: CompactionDbs, keyBytes: Buffer, revision: number): boolean {
-  const removed = dbs.history.removeSync(u64Key(revision));
-  dbs.revisions.removeSync(indexKey(keyBytes, revision));
-  return removed;
+/** Remove a tombstone, and the key's grave if it still names it; false if it was already gone. */
+function removeTombstone(dbs: CompactionDbs, keyBytes: Buffer, revision: number): boolean {
+  const grave = dbs.graves.getBinaryFast(keyBytes);
+  if (grave !== undefined && decodeGrave(grave) === revision) dbs.graves.removeSync(keyBytes);
+  return dbs.history.removeSync(u64Key(revision));
 }

@@ -29,29 +29,19 @@ export function u64Key(value: number): Buffer {
   return key;
 }
 
-// ---- Per-key revision index: <key bytes> 0x00 <revision u64> ---------------------------------
-// Keys never contain U+0000 (limits.ts refuses control characters), and 0x00 sorts below every
-// other byte, so all revisions of one key are contiguous and ascending, and "a" sorts before "ab".
+// ---- Graves: <key bytes> -> revision u64 of the tombstone that deleted it ----------------------
+// A deleted key leaves `live`, so without this table its history would be unreachable by key: a
+// read at a past revision starts its walk down the key's changes (previousRevision links) from
+// `live` for a key that exists and from its grave for one that does not. A grave goes when the key
+// is put again (the new put links to the tombstone) or when compaction removes the tombstone.
 
-export const INDEX_SEPARATOR = 0x00;
-
-export function indexKey(keyBytes: Buffer, revision: number): Buffer {
-  const key = Buffer.allocUnsafe(keyBytes.length + 1 + U64_BYTES);
-  keyBytes.copy(key, 0);
-  key[keyBytes.length] = INDEX_SEPARATOR;
-  writeU64(key, keyBytes.length + 1, revision);
-  return key;
+export function encodeGrave(tombstoneRevision: number): Buffer {
+  return u64Key(tombstoneRevision);
 }
 
-export function indexKeyRevision(key: Buffer): number {
-  return readU64(key, key.length - U64_BYTES);
-}
-
-/** True when `indexEntryKey` belongs to the user key `keyBytes`. */
-export function indexKeyBelongsTo(indexEntryKey: Buffer, keyBytes: Buffer): boolean {
-  return indexEntryKey.length === keyBytes.length + 1 + U64_BYTES
-    && indexEntryKey[keyBytes.length] === INDEX_SEPARATOR
-    && indexEntryKey.compare(keyBytes, 0, keyBytes.length, 0, keyBytes.length) === 0;
+export function decodeGrave(value: Buffer): number {
+  invariant(value.length === U64_BYTES, () => `grave record of ${value.length} bytes`);
+  return readU64(value, 0);
 }
 
 // ---- Live keys: <key bytes> -> modRevision | createRevision | version --------------------------
@@ -81,8 +71,9 @@ export function decodeLive(value: Buffer): LiveRecord {
 //   kind u8 | createRevision u64 | version u64 | previousRevision u64 | keyLength u32 | key | value
 // Each change is stored whole under its revision, the key included, so compaction and snapshots
 // walk history in revision order without a second lookup. previousRevision is the key's change
-// just before this one while the key was live (0 for a put that creates the key): compaction
-// follows it instead of searching the per-key index.
+// just before this one (0 for a put that creates a key with no history; a put that re-creates a
+// deleted key names the tombstone): reads at past revisions walk these links down from the key's
+// latest change, and compaction follows them to find what a change superseded.
 
 export const HISTORY_PUT = 1;
 export const HISTORY_TOMBSTONE = 2;
@@ -140,6 +131,24 @@ export function historyRecordLinks(record: Buffer): { readonly keyBytes: Buffer;
     tombstone: record[0] === HISTORY_TOMBSTONE,
     previousRevision: readU64(record, OFFSET_PREVIOUS),
   };
+}
+
+/** The previousRevision link of a record, read in place (the walk of a read at a past revision). */
+export function historyPreviousRevision(record: Buffer): number {
+  return readU64(record, OFFSET_PREVIOUS);
+}
+
+/** True when the record is a change of the key `keyBytes` (a guard on every step of a walk). */
+export function historyRecordIsOfKey(record: Buffer, keyBytes: Buffer): boolean {
+  const keyLength = record.readUInt32BE(OFFSET_KEY_LENGTH);
+  return keyLength === keyBytes.length && record.compare(keyBytes, 0, keyLength, HISTORY_HEADER_BYTES, HISTORY_HEADER_BYTES + keyLength) === 0;
+}
+
+/** A copy of `record` linked to `previousRevision` instead (an import mending an older sender's link). */
+export function withPreviousRevision(record: Buffer, previousRevision: number): Buffer {
+  const copy = Buffer.from(record);
+  writeU64(copy, OFFSET_PREVIOUS, previousRevision);
+  return copy;
 }
 
 /** The value bytes of a put record, as a view (the hash feeds them without decoding). */

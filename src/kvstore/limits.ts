@@ -18,7 +18,7 @@ export interface ValueProblem {
   readonly message: string;
 }
 
-/** C0 controls, DEL and C1 controls: invisible in logs and URLs, and U+0000 is our index separator. */
+/** C0 controls, DEL and C1 controls: invisible in logs and URLs, and U+0000 ends C strings. */
 function isControl(codeUnit: number): boolean {
   return codeUnit <= 0x1f || (codeUnit >= 0x7f && codeUnit <= 0x9f);
 }

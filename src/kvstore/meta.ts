@@ -9,7 +9,12 @@ import { readU64, U64_BYTES, writeU64 } from './encoding.js';
 import type { Transaction } from 'lmdb';
 
 export const ENGINE_MAGIC = 'raft-kv-state-machine';
-export const ENGINE_FORMAT_VERSION = 1;
+/**
+ * 2: graves and previousRevision links to tombstones replace version 1's per-key revision index.
+ * A version-1 engine is refused (no deployment holds one); its node can be wiped and rejoin, or be
+ * restored from a backup (snapshot streams did not change, and an import mends version 1's links).
+ */
+export const ENGINE_FORMAT_VERSION = 2;
 
 const STATE_KEY = Buffer.from('state');
 const SCHEMA_KEY = Buffer.from('schema');
@@ -84,5 +89,6 @@ export function checkSchema(db: BinaryDb): void {
   }
   const { magic, formatVersion } = (typeof schema === 'object' && schema !== null ? schema : {}) as { magic?: unknown; formatVersion?: unknown };
   if (magic !== ENGINE_MAGIC) throw new EngineFormatError(`the engine magic is ${String(magic)}, expected ${ENGINE_MAGIC}`);
+  if (formatVersion === 1) throw new EngineFormatError(`the engine format version is 1 (a per-key revision index), written by an older build; this build reads ${ENGINE_FORMAT_VERSION}. Restore this node from a backup, or empty its data directory and let it rejoin its cluster`);
   if (formatVersion !== ENGINE_FORMAT_VERSION) throw new EngineFormatError(`the engine format version is ${String(formatVersion)}; this build reads ${ENGINE_FORMAT_VERSION}`);
 }

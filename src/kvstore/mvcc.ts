@@ -1,20 +1,26 @@
 // etcd's multi-version key space on three lmdb databases:
-//   live:      key -> (modRevision, createRevision, version) of every key that exists now;
-//   history:   revision -> the change made at that revision (a put, or a tombstone for a delete);
-//   revisions: key 0x00 revision -> (empty), the per-key revision index that answers
-//              "what was this key at revision r" with one reverse seek.
+//   live:    key -> (modRevision, createRevision, version) of every key that exists now;
+//   history: revision -> the change made at that revision (a put, or a tombstone for a delete),
+//            each linked to the key's change before it (previousRevision);
+//   graves:  key -> revision of the tombstone, for every deleted key whose tombstone is still in
+//            history (encoding.ts).
 // A put or a delete that removed something takes the next revision; a delete of a missing key
 // changes nothing (etcd's rules). Callers run writes inside the engine's write transaction.
+//
+// "What was this key at revision r" walks the links down from the key's latest change (in `live`,
+// or its grave) to the first change <= r: one lookup per change of the key above r. There is no
+// per-key revision index: it was a B-tree keyed by user key that every put inserted into and every
+// compaction deleted from, so each engine batch rewrote most of its pages (half the pages of a
+// batch commit, and twice its time, with 100,000 retained revisions: bench/PERFORMANCE.md). The
+// price is paid by reads of a hot key far in the past; reads of the present take two lookups.
 
 import type { Transaction } from 'lmdb';
 import type { BinaryDb } from './engine.js';
 import {
-  decodeHistory, decodeLive, encodeHistoryPut, encodeHistoryTombstone, encodeLive, indexKey, indexKeyBelongsTo,
-  indexKeyRevision, u64Key,
+  decodeGrave, decodeHistory, decodeLive, encodeGrave, encodeHistoryPut, encodeHistoryTombstone, encodeLive,
+  historyPreviousRevision, historyRecordIsOfKey, u64Key,
 } from './encoding.js';
 import { invariant } from './errors.js';
-
-const EMPTY = Buffer.alloc(0);
 
 export interface KeyValue {
   readonly key: string;
@@ -32,7 +38,7 @@ export interface PutOutcome {
 export interface KeySpaceDbs {
   readonly live: BinaryDb;
   readonly history: BinaryDb;
-  readonly revisions: BinaryDb;
+  readonly graves: BinaryDb;
 }
 
 /** Write a put at `revision` (the caller's next revision). */
@@ -40,11 +46,19 @@ export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revisi
   const current = dbs.live.getBinaryFast(keyBytes);
   // Decoded at once: getBinaryFast's buffer is reused by the next read.
   const live = current === undefined ? null : decodeLive(current);
+  let previousRevision: number;
+  if (live !== null) {
+    previousRevision = live.modRevision;
+  } else {
+    // A re-created key links to its tombstone, so that walks from here reach its earlier life.
+    const grave = dbs.graves.getBinaryFast(keyBytes);
+    previousRevision = grave === undefined ? 0 : decodeGrave(grave);
+    if (grave !== undefined) dbs.graves.removeSync(keyBytes);
+  }
   const createRevision = live === null ? revision : live.createRevision;
   const version = live === null ? 1 : live.version + 1;
-  invariant(live === null || live.modRevision < revision, 'a put must take a revision above the key\'s last one');
-  appendHistory(dbs.history, revision, encodeHistoryPut(keyBytes, value, createRevision, version, live === null ? 0 : live.modRevision));
-  dbs.revisions.putSync(indexKey(keyBytes, revision), EMPTY);
+  invariant(previousRevision < revision, 'a put must take a revision above the key\'s last one');
+  appendHistory(dbs.history, revision, encodeHistoryPut(keyBytes, value, createRevision, version, previousRevision));
   dbs.live.putSync(keyBytes, encodeLive({ modRevision: revision, createRevision, version }));
   return { createRevision, version };
 }
@@ -53,9 +67,11 @@ export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revisi
 export function deleteKey(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number): boolean {
   const current = dbs.live.getBinaryFast(keyBytes);
   if (current === undefined) return false;
-  appendHistory(dbs.history, revision, encodeHistoryTombstone(keyBytes, decodeLive(current).modRevision));
-  dbs.revisions.putSync(indexKey(keyBytes, revision), EMPTY);
+  const modRevision = decodeLive(current).modRevision;
+  invariant(modRevision < revision, 'a delete must take a revision above the key\'s last one');
+  appendHistory(dbs.history, revision, encodeHistoryTombstone(keyBytes, modRevision));
   dbs.live.removeSync(keyBytes);
+  dbs.graves.putSync(keyBytes, encodeGrave(revision));
   return true;
 }
 
@@ -79,22 +95,66 @@ export function readLatest(dbs: KeySpaceDbs, key: string, transaction?: Transact
   return readVersionAt(dbs, key, live.modRevision, options);
 }
 
-/** The key as it was at `revision` (the caller has checked the revision is readable), or null. */
-export function readAt(dbs: KeySpaceDbs, key: string, revision: number, transaction?: Transaction): KeyValue | null {
+/**
+ * The key as it was at `revision`, or null. The caller has checked that `revision` is readable
+ * (compactedRevision <= revision <= the store's revision) and passes the compacted revision, which
+ * the walk's checks need.
+ */
+export function readAt(dbs: KeySpaceDbs, key: string, revision: number, compactedRevision: number, transaction?: Transaction): KeyValue | null {
   const keyBytes = Buffer.from(key, 'utf8');
-  const options = transaction === undefined ? {} : { transaction };
-  // Reverse seek from (key, revision) down to (key, 0): the first hit is the latest change <= revision.
-  for (const { key: entryKey } of dbs.revisions.getRange({ ...options, start: indexKey(keyBytes, revision), end: indexKey(keyBytes, 0), reverse: true, limit: 1 })) {
-    if (!indexKeyBelongsTo(entryKey, keyBytes)) return null;
-    return readVersionAt(dbs, key, indexKeyRevision(entryKey), transaction === undefined ? undefined : { transaction });
+  const stored = changeAtOrBelow(dbs, keyBytes, revision, compactedRevision, transaction);
+  if (stored === null) return null;
+  const record = decodeHistory(stored.record);
+  if (record.kind === 'tombstone') return null;
+  return { key, value: record.value, createRevision: record.createRevision, modRevision: stored.revision, version: record.version };
+}
+
+/** The latest change of a key, as `live` or its grave names it; 0 when it has no reachable history. */
+export function latestChange(dbs: KeySpaceDbs, keyBytes: Buffer, transaction?: Transaction): number {
+  const live = getBinaryFastIn(dbs.live, keyBytes, transaction);
+  if (live !== undefined) return decodeLive(live).modRevision;
+  const grave = getBinaryFastIn(dbs.graves, keyBytes, transaction);
+  return grave === undefined ? 0 : decodeGrave(grave);
+}
+
+/**
+ * The key's latest change at or below `revision` (a put or a tombstone), or null when it has none
+ * that a read at `revision` can see. The record is lmdb's reused buffer: decode it before the next
+ * read. Walks down the previousRevision links from the key's latest change.
+ */
+export function changeAtOrBelow(
+  dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, compactedRevision: number, transaction?: Transaction, start = latestChange(dbs, keyBytes, transaction),
+): { readonly revision: number; readonly record: Buffer } | null {
+  let at = start;
+  while (at > 0) {
+    const record = getBinaryFastIn(dbs.history, u64Key(at), transaction);
+    if (record === undefined) {
+      // Compaction removes a change above a readable revision never, and below it only when a
+      // later change <= the compacted revision superseded it, or when it is a tombstone. A walk
+      // that came down from a change above `revision` can only be missing the latter: the key
+      // was deleted then, which reads the same as "no entry".
+      invariant(at <= compactedRevision && at <= revision, () => `history lost revision ${at}, which a read at ${revision} needs (compacted to ${compactedRevision})`);
+      return null;
+    }
+    invariant(historyRecordIsOfKey(record, keyBytes), () => `history revision ${at} belongs to another key than the one whose changes link to it`);
+    if (at <= revision) return { revision: at, record };
+    const previous = historyPreviousRevision(record);
+    invariant(previous < at, () => `history revision ${at} links to ${previous}, not to an earlier change`);
+    at = previous;
   }
   return null;
 }
 
 function readVersionAt(dbs: KeySpaceDbs, key: string, modRevision: number, options: { transaction: Transaction } | undefined): KeyValue | null {
   const stored = dbs.history.get(u64Key(modRevision), options);
-  invariant(stored !== undefined, () => `history lost revision ${modRevision} of a readable key`);
+  invariant(stored !== undefined, () => `history lost revision ${modRevision} of a live key`);
   const record = decodeHistory(stored);
-  if (record.kind === 'tombstone') return null;
+  invariant(record.kind === 'put', () => `the live key's revision ${modRevision} is not a put`);
   return { key, value: record.value, createRevision: record.createRevision, modRevision, version: record.version };
+}
+
+/** lmdb-js's getBinaryFast takes read options too; its typings omit them. */
+export function getBinaryFastIn(db: BinaryDb, key: Buffer, transaction: Transaction | undefined): Buffer | undefined {
+  if (transaction === undefined) return db.getBinaryFast(key);
+  return (db.getBinaryFast as (this: BinaryDb, id: Buffer, options: { transaction: Transaction }) => Buffer | undefined).call(db, key, { transaction });
 }

@@ -1,6 +1,6 @@
 // The snapshot stream format, version 1: the state machine's primary data (history, sessions and
 // their results, in the record layouts of encoding.ts) and none of its indexes, which the receiver
-// rebuilds (the per-key revision index, the live key set, the session expiry orders):
+// rebuilds (the live key set, the graves of deleted keys, the session expiry orders):
 //
 //   header:  magic "RKVSNAP\0" (8 bytes) | format version u32 | header length u32 | header (MessagePack:
 //            appliedIndex, revision, compactedRevision, compactionCursor, newestProposedAtMs)

@@ -3,14 +3,15 @@
 // malformed or fails its checksum never touches the live state.
 //
 // Records are written as they arrive (one transaction per chunk), and the indexes the stream does
-// not carry are rebuilt on the way: the per-key revision index and the live key set from history
-// (which comes in ascending revision order), the expiry orders from the session records.
+// not carry are rebuilt on the way: the live key set and the graves of deleted keys from history
+// (which comes in ascending revision order), the expiry orders from the session records. Each
+// history record's link to its key's previous change is checked (reads walk those links).
 
 import { decodeValue } from '../codec/raft-codec.js';
 import type { Engine } from './engine.js';
 import {
-  decodeHistory, encodeLive, historyRecordProblem, indexKey, orderKey, readU64, SESSION_RECORD_BYTES, U64_BYTES,
-  decodeSession,
+  decodeGrave, decodeHistory, decodeLive, encodeGrave, encodeLive, historyRecordProblem, orderKey, readU64, withPreviousRevision, SESSION_RECORD_BYTES, U64_BYTES,
+  decodeSession, type HistoryRecord,
 } from './encoding.js';
 import { KvInvariantError, SnapshotFormatError } from './errors.js';
 import { MAX_KEY_BYTES } from './limits.js';
@@ -81,16 +82,47 @@ function writeHistory(engine: Engine, progress: ImportProgress, meta: StateMeta,
   const problem = historyRecordProblem(value);
   if (problem !== null) throw new SnapshotFormatError(problem);
   const record = decodeHistory(value);
-  // The index separates a key from its revision with 0x00, which valid keys never contain.
+  // The same rule as for keys arriving from clients (limits.ts): no key a client could not write.
   if (record.keyBytes.length > MAX_KEY_BYTES || record.keyBytes.includes(0)) throw new SnapshotFormatError(`history revision ${revision} holds an invalid key`);
-  const { history, revisions, live } = engine.dbs;
+  const { history, graves, live } = engine.dbs;
+  // Ascending order: the last change of each key decides whether it is live or in a grave.
+  const current = live.getBinaryFast(record.keyBytes);
+  const liveRevision = current === undefined ? 0 : decodeLive(current).modRevision;
+  const grave = graves.getBinaryFast(record.keyBytes);
+  const graveRevision = grave === undefined ? 0 : decodeGrave(grave);
+  const linkProblem = previousLinkProblem(record, liveRevision, graveRevision, meta.compactedRevision);
+  if (linkProblem !== null) throw new SnapshotFormatError(`history revision ${revision}: ${linkProblem}`);
+  // A re-created key links to its tombstone (mvcc.ts). A sender built before graves existed
+  // linked it to nothing, which would cut reads of the key's earlier life short here: mend it.
+  const stored = record.kind === 'put' && record.previousRevision === 0 && graveRevision > 0 ? withPreviousRevision(value, graveRevision) : value;
   // Revisions arrive ascending into an empty database: lmdb's append mode skips the search and
   // fills pages completely instead of splitting them in half.
-  if (!(history.putSync(key, value, { append: true }) as unknown as boolean)) throw new SnapshotFormatError(`history revision ${revision} is not above the previous one`);
-  revisions.putSync(indexKey(record.keyBytes, revision), EMPTY);
-  // Ascending order: the last change of each key decides whether it is live.
-  if (record.kind === 'put') live.putSync(record.keyBytes, encodeLive({ modRevision: revision, createRevision: record.createRevision, version: record.version }));
-  else live.removeSync(record.keyBytes);
+  if (!(history.putSync(key, stored, { append: true }) as unknown as boolean)) throw new SnapshotFormatError(`history revision ${revision} is not above the previous one`);
+  if (record.kind === 'put') {
+    if (graveRevision > 0) graves.removeSync(record.keyBytes);
+    live.putSync(record.keyBytes, encodeLive({ modRevision: revision, createRevision: record.createRevision, version: record.version }));
+  } else {
+    live.removeSync(record.keyBytes);
+    graves.putSync(record.keyBytes, encodeGrave(revision));
+  }
+}
+
+/**
+ * Reads walk previousRevision links (mvcc.ts), so a record must link to its key's change before it
+ * in this stream, or, when the stream holds none, to a change compaction removed (at or below the
+ * compacted revision) or to nothing. The one exception is mended by the caller: a re-creating put
+ * from a sender built before graves existed links to nothing instead of to the tombstone.
+ */
+function previousLinkProblem(record: HistoryRecord, liveRevision: number, graveRevision: number, compactedRevision: number): string | null {
+  const known = liveRevision > 0 ? liveRevision : record.kind === 'put' ? graveRevision : 0;
+  if (record.kind === 'tombstone' && graveRevision > 0 && liveRevision === 0) return 'a tombstone of a key that is already deleted';
+  if (known > 0) {
+    if (record.previousRevision === known) return null;
+    if (record.kind === 'put' && liveRevision === 0 && record.previousRevision === 0) return null;
+    return `links to revision ${record.previousRevision}, but the key's change before it is ${known}`;
+  }
+  if (record.previousRevision > compactedRevision) return `links to revision ${record.previousRevision}, which the snapshot should hold and does not`;
+  return null;
 }
 
 function writeSession(engine: Engine, key: Buffer, value: Buffer): void {

@@ -10,7 +10,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Transaction } from 'lmdb';
 import type { BinaryDb } from './engine.js';
-import { decodeHistory, decodeLive, HISTORY_PUT, historyValueBytes, indexKeyRevision, u64Key, U64_BYTES, writeU64 } from './encoding.js';
+import { decodeGrave, decodeHistory, decodeLive, HISTORY_PUT, historyValueBytes, u64Key, U64_BYTES, writeU64 } from './encoding.js';
+import { changeAtOrBelow, getBinaryFastIn } from './mvcc.js';
 import { KvInvariantError } from './errors.js';
 
 export const HASH_KEYS_PER_STEP = 4096;
@@ -64,12 +65,6 @@ export function* hashSteps(input: HashInput): Generator<void, string, undefined>
   return digest.digest('hex');
 }
 
-/** lmdb-js's getBinaryFast takes read options too; its typings omit them. */
-function getBinaryFastIn(db: BinaryDb, key: Buffer, transaction: Transaction | undefined): Buffer | undefined {
-  if (transaction === undefined) return db.getBinaryFast(key);
-  return (db.getBinaryFast as (this: BinaryDb, id: Buffer, options: { transaction: Transaction }) => Buffer | undefined).call(db, key, { transaction });
-}
-
 class Scratch {
   private readonly buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
   private used = 0;
@@ -105,18 +100,21 @@ class Scratch {
 const REVISION_HASH_DOMAIN = Buffer.from('raft-kv state-at-revision hash v1\n', 'utf8');
 
 export interface RevisionHashInput {
-  readonly revisions: BinaryDb;
+  readonly live: BinaryDb;
   readonly history: BinaryDb;
+  readonly graves: BinaryDb;
   /** The revision whose state is hashed; the caller checked compactedRevision <= it <= revision. */
   readonly atRevision: number;
+  readonly compactedRevision: number;
   /** A pinned read view: the walk pauses between steps while applies go on. */
   readonly transaction?: Transaction;
 }
 
 /**
- * Walks the per-key revision index in key order: for each key, its latest change at or below
- * `atRevision` decides what a read at that revision answers (a put: the key with its value and
- * metadata; a tombstone or nothing: absent). Yields every HASH_KEYS_PER_STEP index entries.
+ * Walks every key with reachable history (the live keys and the graves, merged in key order): for
+ * each, its latest change at or below `atRevision` decides what a read at that revision answers
+ * (a put: the key with its value and metadata; a tombstone or nothing: absent). Yields every
+ * HASH_KEYS_PER_STEP keys.
  */
 export function* revisionHashSteps(input: RevisionHashInput): Generator<void, string, undefined> {
   const digest = createHash('sha256');
@@ -125,43 +123,56 @@ export function* revisionHashSteps(input: RevisionHashInput): Generator<void, st
   scratch.add(u64Key(input.atRevision));
   const options = input.transaction === undefined ? {} : { transaction: input.transaction };
   const keyHeader = Buffer.allocUnsafe(KEY_HEADER_BYTES);
-  let groupKey: Buffer | null = null;
-  let groupRevision = 0;
-  let entriesInStep = 0;
-  const emit = (): void => {
-    if (groupKey === null || groupRevision === 0) return;
-    const stored = getBinaryFastIn(input.history, u64Key(groupRevision), input.transaction);
-    if (stored === undefined) throw new KvInvariantError(`the revision index names ${groupRevision}, which history does not hold`);
-    const record = decodeHistory(stored);
-    if (record.kind === 'tombstone') return;
-    if (!record.keyBytes.equals(groupKey)) throw new KvInvariantError(`history revision ${groupRevision} belongs to another key than its index entry`);
-    const valueBytes = historyValueBytes(stored);
-    keyHeader.writeUInt32BE(groupKey.length, 0);
-    keyHeader.writeUInt32BE(valueBytes.length, 4);
-    writeU64(keyHeader, 8, record.createRevision);
-    writeU64(keyHeader, 16, groupRevision);
-    writeU64(keyHeader, 24, record.version);
-    scratch.add(keyHeader);
-    scratch.add(groupKey);
-    scratch.add(valueBytes);
-  };
-  for (const key of input.revisions.getKeys(options)) {
-    const keyBytes = key.subarray(0, key.length - 1 - U64_BYTES);
-    const revision = indexKeyRevision(key);
-    if (groupKey === null || !keyBytes.equals(groupKey)) {
-      emit();
-      // Copied: the range iterator may reuse its key buffer.
-      groupKey = Buffer.from(keyBytes);
-      groupRevision = 0;
+  const dbs = { live: input.live, history: input.history, graves: input.graves };
+  let keysInStep = 0;
+  for (const { key, head } of keysWithHistory(input.live.getRange(options), input.graves.getRange(options))) {
+    const found = changeAtOrBelow(dbs, key, input.atRevision, input.compactedRevision, input.transaction, head);
+    if (found !== null && found.record[0] === HISTORY_PUT) {
+      const record = decodeHistory(found.record);
+      if (record.kind !== 'put') throw new KvInvariantError('a put record decoded as a tombstone');
+      const valueBytes = historyValueBytes(found.record);
+      keyHeader.writeUInt32BE(key.length, 0);
+      keyHeader.writeUInt32BE(valueBytes.length, 4);
+      writeU64(keyHeader, 8, record.createRevision);
+      writeU64(keyHeader, 16, found.revision);
+      writeU64(keyHeader, 24, record.version);
+      scratch.add(keyHeader);
+      scratch.add(key);
+      scratch.add(valueBytes);
     }
-    // A key's revisions come in ascending order: the last one <= atRevision wins.
-    if (revision <= input.atRevision) groupRevision = revision;
-    if (++entriesInStep === HASH_KEYS_PER_STEP) {
-      entriesInStep = 0;
+    if (++keysInStep === HASH_KEYS_PER_STEP) {
+      keysInStep = 0;
       yield;
     }
   }
-  emit();
   scratch.flush();
   return digest.digest('hex');
+}
+
+interface RangeEntry {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+/**
+ * The keys of `live` and `graves` (never both: a put removes the grave, a delete the live entry)
+ * in key order, each with its latest change. Keys are copied: range iterators reuse buffers.
+ */
+function* keysWithHistory(live: Iterable<RangeEntry>, graves: Iterable<RangeEntry>): Generator<{ readonly key: Buffer; readonly head: number }, void, undefined> {
+  const liveEntries = live[Symbol.iterator]();
+  const graveEntries = graves[Symbol.iterator]();
+  let nextLive = liveEntries.next();
+  let nextGrave = graveEntries.next();
+  for (;;) {
+    if (nextLive.done === true && nextGrave.done === true) return;
+    const order = nextLive.done === true ? 1 : nextGrave.done === true ? -1 : Buffer.compare(nextLive.value.key, nextGrave.value.key);
+    if (order === 0) throw new KvInvariantError('a key is both live and in a grave');
+    if (order < 0 && nextLive.done !== true) {
+      yield { key: Buffer.from(nextLive.value.key), head: decodeLive(nextLive.value.value).modRevision };
+      nextLive = liveEntries.next();
+    } else if (nextGrave.done !== true) {
+      yield { key: Buffer.from(nextGrave.value.key), head: decodeGrave(nextGrave.value.value) };
+      nextGrave = graveEntries.next();
+    }
+  }
 }

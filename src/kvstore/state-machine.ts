@@ -41,7 +41,7 @@ export const COMPACTION_RECORDS_IDLE = 4096;
 /**
  * The engine commit interval a node runs with (commitIntervalMs), like etcd's 100 ms backend
  * batch. A commit rewrites every page its batch touched, and puts land on pages spread over the
- * key space (the live and revision-index tables are keyed by user key), so a batch of 4x the
+ * key space (the live table is keyed by user key), so a batch of 4x the
  * writes dirties far fewer than 4x the pages: under a 64-client write load, 200 ms instead of
  * 50 ms halved the main thread's time in batch commits (2.0 s -> 1.0 s per 26 s, traced), each
  * commit taking longer (p50 9 -> 16 ms). A restart replays at most this much of the log.
@@ -71,7 +71,8 @@ export interface KvStateMachineOptions {
 export interface EngineStats {
   readonly liveKeys: number;
   readonly historyRecords: number;
-  readonly revisionIndexRecords: number;
+  /** Deleted keys whose tombstone is still in history. */
+  readonly graves: number;
   readonly sessions: number;
   readonly sessionResults: number;
   /** History that a compaction made unreachable but that is not yet removed. */
@@ -206,7 +207,7 @@ export class KvStateMachine {
     if (!Number.isSafeInteger(atRevision) || atRevision < 1) throw new InvalidRevisionError(atRevision);
     if (atRevision > revision) throw new FutureRevisionError(atRevision, revision);
     if (atRevision < compactedRevision) throw new CompactedError(atRevision, compactedRevision);
-    return { kv: readAt(this.engine.dbs, key, atRevision), revision };
+    return { kv: readAt(this.engine.dbs, key, atRevision, compactedRevision), revision };
   }
 
   /** The number of live keys. */
@@ -222,7 +223,7 @@ export class KvStateMachine {
     return {
       liveKeys: entries('live'),
       historyRecords: entries('history'),
-      revisionIndexRecords: entries('revisions'),
+      graves: entries('graves'),
       sessions: entries('sessions'),
       sessionResults: entries('results'),
       compactionPending: this.meta.compactionCursor <= this.meta.compactedRevision,
@@ -271,7 +272,8 @@ export class KvStateMachine {
     try {
       const { revision, compactedRevision } = readMeta(this.engine.dbs.meta, lease.view);
       if (!Number.isSafeInteger(atRevision) || atRevision < 1 || atRevision > revision || atRevision < compactedRevision) return null;
-      const steps = revisionHashSteps({ revisions: this.engine.dbs.revisions, history: this.engine.dbs.history, atRevision, transaction: lease.view });
+      const { live, history, graves } = this.engine.dbs;
+      const steps = revisionHashSteps({ live, history, graves, atRevision, compactedRevision, transaction: lease.view });
       for (let step = steps.next(); ; step = steps.next()) {
         if (step.done === true) return { revision: atRevision, hash: step.value };
         await nextMacrotask();

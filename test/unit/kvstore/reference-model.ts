@@ -124,6 +124,13 @@ export class ReferenceModel {
     return above + [...latestAtOrBelow.values()].filter((change) => change.kv !== null).length;
   }
 
+  /** Keys deleted now whose tombstone is above the compacted revision (so history keeps it). */
+  gravesRetained(): number {
+    const latest = new Map<string, Change>();
+    for (const change of this.changes) latest.set(change.key, change);
+    return [...latest.values()].filter((change) => change.kv === null && change.revision > this.compactedRevision).length;
+  }
+
   get liveKeys(): number {
     return this.live.size;
   }
