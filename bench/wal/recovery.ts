@@ -30,6 +30,7 @@ function timedReads(): { fileSystem: FileSystem; readMs: () => number } {
           }
         },
         writev: (buffers, position) => file.writev(buffers, position),
+        writevDurable: (buffers, position) => file.writevDurable(buffers, position),
         datasync: () => file.datasync(),
         truncate: (sizeBytes) => file.truncate(sizeBytes),
         sizeBytes: () => file.sizeBytes(),

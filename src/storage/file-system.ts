@@ -3,7 +3,7 @@
 // on fdatasync) and exercise the same code production runs. The real implementation is a thin layer
 // over node:fs/promises; all positions are explicit, so no call depends on a hidden file offset.
 
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode } from './errors.js';
 
@@ -18,6 +18,14 @@ export interface StoredFile {
   /** Writes every byte of `buffers`, in order, from byte `position` (one pwritev, repeated only if the
    * kernel wrote part of it). On failure some prefix may have been written; the caller cleans up. */
   writev(buffers: readonly Uint8Array[], position: number): Promise<void>;
+  /**
+   * Like writev, and resolves only once these bytes (and the file size they need) are on stable
+   * storage: the write goes through a second descriptor opened with O_DSYNC, so the write and its
+   * flush are one system call (one thread-pool round trip instead of two, and no separate fdatasync
+   * waiting behind the other members' flushes). It covers ONLY these bytes: earlier writev()s not
+   * yet synced are not made durable by it (the caller writes them again in the same call).
+   */
+  writevDurable(buffers: readonly Uint8Array[], position: number): Promise<void>;
   /** fdatasync: the data written so far (and the size) is on stable storage when this resolves. */
   datasync(): Promise<void>;
   truncate(sizeBytes: number): Promise<void>;
@@ -42,6 +50,9 @@ export interface FileSystem {
 const OPEN_FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createExclusive: 'wx+' };
 
 class NodeStoredFile implements StoredFile {
+  /** The O_DSYNC descriptor of writevDurable, opened at its first use. */
+  private durableHandle: Promise<FileHandle> | null = null;
+
   constructor(
     readonly path: string,
     private readonly handle: FileHandle,
@@ -53,16 +64,13 @@ class NodeStoredFile implements StoredFile {
   }
 
   async writev(buffers: readonly Uint8Array[], position: number): Promise<void> {
-    let pending = buffers.filter((buffer) => buffer.byteLength > 0);
-    let at = position;
-    // pwritev may write less than asked (a signal, a nearly full disk, more than IOV_MAX buffers);
-    // carry on from where it stopped until everything is written or it reports an error.
-    while (pending.length > 0) {
-      const { bytesWritten } = await this.handle.writev(pending, at);
-      if (bytesWritten <= 0) throw Object.assign(new Error(`write to ${this.path} made no progress`), { code: 'EIO' });
-      at += bytesWritten;
-      pending = skipBytes(pending, bytesWritten);
-    }
+    await writeAll(this.handle, this.path, buffers, position);
+  }
+
+  async writevDurable(buffers: readonly Uint8Array[], position: number): Promise<void> {
+    // Opened on the path while this file is open: storage never renames a file it is writing.
+    this.durableHandle ??= open(this.path, constants.O_WRONLY | constants.O_DSYNC);
+    await writeAll(await this.durableHandle, this.path, buffers, position);
   }
 
   async datasync(): Promise<void> {
@@ -78,7 +86,28 @@ class NodeStoredFile implements StoredFile {
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    const durable = this.durableHandle;
+    this.durableHandle = null;
+    // Whatever went through the O_DSYNC descriptor is on disk already: closing it cannot lose data.
+    try {
+      if (durable !== null) await durable.then((handle) => handle.close(), () => {});
+    } finally {
+      await this.handle.close();
+    }
+  }
+}
+
+/** Every byte of `buffers` from `position`: one pwritev, repeated only if the kernel wrote part. */
+async function writeAll(handle: FileHandle, path: string, buffers: readonly Uint8Array[], position: number): Promise<void> {
+  let pending = buffers.filter((buffer) => buffer.byteLength > 0);
+  let at = position;
+  // pwritev may write less than asked (a signal, a nearly full disk, more than IOV_MAX buffers);
+  // carry on from where it stopped until everything is written or it reports an error.
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`write to ${path} made no progress`), { code: 'EIO' });
+    at += bytesWritten;
+    pending = skipBytes(pending, bytesWritten);
   }
 }
 

@@ -60,8 +60,10 @@ export class RaftLogStore {
   private queue: Promise<void> = Promise.resolve();
   private failure: StorageFatalError | null = null;
   private closed = false;
-  /** The active segment holds bytes written by a save({ sync: false }) and not yet synced. */
-  private unsyncedBytes = false;
+  /** The last write, when it was a save({ sync: false }) not yet synced: the end of the active
+   * segment. Kept so the next synced write can write it again (an O_DSYNC write covers only its
+   * own bytes). */
+  private unsynced: { readonly position: number; readonly bytes: Buffer } | null = null;
 
   private constructor(
     private readonly directory: string,
@@ -189,23 +191,32 @@ export class RaftLogStore {
     if (rotate) {
       // Only the last segment may end in a torn record (recovery calls anything else damage): an
       // unsynced hard state must reach the disk before its segment stops being the last.
-      if (this.unsyncedBytes) await this.sync(this.activeFile);
-      this.unsyncedBytes = false;
+      if (this.unsynced !== null) await this.sync(this.activeFile);
+      this.unsynced = null;
       await this.rotate();
     }
     const segment = this.segments[this.segments.length - 1];
     const position = segment.sizeBytes;
-    try {
-      await this.activeFile.writev([bytes], position);
-    } catch (error) {
-      await this.undoPartialWrite(error, segment, position, bytes.length);
-    }
     // At most one write stays unsynced: a second one syncs both. Records written without a sync
     // can reach the disk out of order after a power loss, and recovery cuts only a torn tail, not
     // a hole followed by good records, so the unsynced stretch is kept to one write.
-    const mustSync = sync || this.unsyncedBytes;
-    if (mustSync) await this.sync(this.activeFile);
-    this.unsyncedBytes = !mustSync && this.fsync;
+    const unsynced = this.unsynced;
+    const mustSync = this.fsync && (sync || unsynced !== null);
+    try {
+      if (mustSync) {
+        // One O_DSYNC write, from the unsynced write before it if there is one (rewriting the same
+        // bytes): it makes durable exactly what it writes, so the stretch must be whole.
+        if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
+        await this.activeFile.writevDurable(unsynced === null ? [bytes] : [unsynced.bytes, bytes], unsynced === null ? position : unsynced.position);
+      } else {
+        await this.activeFile.writev([bytes], position);
+      }
+    } catch (error) {
+      // A full disk cuts the file back to `position`: what was before it (the unsynced write
+      // included, if it was written again) is what was there already.
+      await this.undoPartialWrite(error, segment, position, bytes.length, mustSync);
+    }
+    this.unsynced = this.fsync && !mustSync ? { position, bytes } : null;
     segment.sizeBytes = position + bytes.length;
     for (const record of records) {
       if (record.type === 'entry' && record.entry.index > segment.maxEntryIndex) segment.maxEntryIndex = record.entry.index;
@@ -214,8 +225,12 @@ export class RaftLogStore {
   }
 
   /** A write failed. A full disk is undone and reported; anything else fails the store. Never returns. */
-  private async undoPartialWrite(error: unknown, segment: SegmentInfo, position: number, sizeBytes: number): Promise<never> {
-    if (!isDiskFull(error)) throw this.fail(`writing ${sizeBytes} bytes to ${segment.path} at byte ${position} failed: ${describeError(error)}`, error);
+  private async undoPartialWrite(error: unknown, segment: SegmentInfo, position: number, sizeBytes: number, synced: boolean): Promise<never> {
+    if (!isDiskFull(error)) {
+      // An O_DSYNC write that failed may have failed in its flush: the fdatasync rule applies.
+      const what = synced ? `writing ${sizeBytes} bytes with their fdatasync (O_DSYNC)` : `writing ${sizeBytes} bytes`;
+      throw this.fail(`${what} to ${segment.path} at byte ${position} failed: ${describeError(error)}${synced ? '; the page cache can no longer be trusted' : ''}`, error);
+    }
     try {
       await this.activeFile.truncate(position);
       if (this.fsync) await this.activeFile.datasync();

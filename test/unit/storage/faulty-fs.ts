@@ -253,6 +253,22 @@ class FaultyFile implements StoredFile {
     if (granted < whole.length) throw systemError('ENOSPC', `no space left on device writing ${whole.length} bytes to ${this.path}`);
   }
 
+  /**
+   * O_DSYNC: the bytes written become durable, and nothing else does. Unsynced bytes between the
+   * durable end and `position` read as zeros after a crash (a hole), which recovery must call damage:
+   * a caller that forgot to write them again gets caught.
+   */
+  async writevDurable(buffers: readonly Uint8Array[], position: number): Promise<void> {
+    await this.writev(buffers, position);
+    if (this.fileSystem.failDatasync) throw systemError('EIO', `i/o error on an O_DSYNC write to ${this.path}`);
+    const whole = Buffer.concat(buffers);
+    const durable = Buffer.alloc(Math.max(this.inode.durableData.length, position + whole.length));
+    this.inode.durableData.copy(durable, 0);
+    whole.copy(durable, position);
+    this.inode.durableData = durable;
+    this.fileSystem.counts.datasyncs++;
+  }
+
   async datasync(): Promise<void> {
     this.fileSystem.checkUp(this.epoch);
     this.fileSystem.beforeMutation();
@@ -331,6 +347,7 @@ export function withoutRealSyncs(inner: FileSystem = nodeFileSystem): FileSystem
         path: file.path,
         read: (buffer, position) => file.read(buffer, position),
         writev: (buffers, position) => file.writev(buffers, position),
+        writevDurable: (buffers, position) => file.writev(buffers, position),
         datasync: async () => {},
         truncate: (sizeBytes) => file.truncate(sizeBytes),
         sizeBytes: () => file.sizeBytes(),
