@@ -203,6 +203,16 @@ export class Engine {
     return result;
   }
 
+  /**
+   * A database of an older engine format, which this one no longer opens (for a format migration;
+   * lmdb creates it empty if it is not there).
+   */
+  legacyDb(name: string): BinaryDb {
+    this.checkOpen();
+    if ((DB_NAMES as readonly string[]).includes(name)) throw new Error(`${name} is a database of the current format, not a legacy one`);
+    return this.root.openDB<Buffer, Buffer>(name, { keyEncoding: 'binary', encoding: 'binary', compression: false, cache: false });
+  }
+
   /** Call `listener` when a batch commit fails on its timer (a failure in a call throws there). */
   onFailure(listener: (error: Error) => void): void {
     this.failureListener = listener;

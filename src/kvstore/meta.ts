@@ -11,8 +11,7 @@ import type { Transaction } from 'lmdb';
 export const ENGINE_MAGIC = 'raft-kv-state-machine';
 /**
  * 2: graves and previousRevision links to tombstones replace version 1's per-key revision index.
- * A version-1 engine is refused (no deployment holds one); its node can be wiped and rejoin, or be
- * restored from a backup (snapshot streams did not change, and an import mends version 1's links).
+ * A version-1 engine is migrated in place when it is opened (format-migration.ts).
  */
 export const ENGINE_FORMAT_VERSION = 2;
 
@@ -78,7 +77,8 @@ export function writeSchema(db: BinaryDb): void {
   db.putSync(SCHEMA_KEY, Buffer.from(encodeValue({ magic: ENGINE_MAGIC, formatVersion: ENGINE_FORMAT_VERSION })));
 }
 
-export function checkSchema(db: BinaryDb): void {
+/** The engine's format version, after checking that it is a state machine environment at all. */
+export function readFormatVersion(db: BinaryDb): number {
   const value = db.get(SCHEMA_KEY);
   if (value === undefined) throw new EngineFormatError('the engine has no schema record: not a state machine environment');
   let schema: unknown;
@@ -89,6 +89,11 @@ export function checkSchema(db: BinaryDb): void {
   }
   const { magic, formatVersion } = (typeof schema === 'object' && schema !== null ? schema : {}) as { magic?: unknown; formatVersion?: unknown };
   if (magic !== ENGINE_MAGIC) throw new EngineFormatError(`the engine magic is ${String(magic)}, expected ${ENGINE_MAGIC}`);
-  if (formatVersion === 1) throw new EngineFormatError(`the engine format version is 1 (a per-key revision index), written by an older build; this build reads ${ENGINE_FORMAT_VERSION}. Restore this node from a backup, or empty its data directory and let it rejoin its cluster`);
-  if (formatVersion !== ENGINE_FORMAT_VERSION) throw new EngineFormatError(`the engine format version is ${String(formatVersion)}; this build reads ${ENGINE_FORMAT_VERSION}`);
+  if (typeof formatVersion !== 'number' || !Number.isSafeInteger(formatVersion)) throw new EngineFormatError(`the engine format version is ${String(formatVersion)}, not an integer`);
+  return formatVersion;
+}
+
+export function checkSchema(db: BinaryDb): void {
+  const formatVersion = readFormatVersion(db);
+  if (formatVersion !== ENGINE_FORMAT_VERSION) throw new EngineFormatError(`the engine format version is ${formatVersion}; this build reads ${ENGINE_FORMAT_VERSION}${formatVersion < ENGINE_FORMAT_VERSION ? ' (and migrates older formats when it opens them)' : ''}`);
 }

@@ -14,7 +14,8 @@ import { compactStep } from './compaction.js';
 import { DEFAULT_MAP_SIZE_BYTES, Engine, type EngineMode } from './engine.js';
 import { CompactedError, FutureRevisionError, InvalidRevisionError, invariant, KvInvariantError } from './errors.js';
 import { validateKey } from './limits.js';
-import { checkSchema, INITIAL_META, readMeta, writeMeta, writeSchema, type StateMeta } from './meta.js';
+import { migrateFormat1To2 } from './format-migration.js';
+import { checkSchema, INITIAL_META, readFormatVersion, readMeta, writeMeta, writeSchema, type StateMeta } from './meta.js';
 import { deleteKey, putKey, readAt, readLatest, type KeyValue } from './mvcc.js';
 import type { CommandResult } from './results.js';
 import { Sessions, type LogClock } from './sessions.js';
@@ -130,6 +131,12 @@ export class KvStateMachine {
     const engine = Engine.open(directory.liveEngineDirectory, { mode, mapSizeBytes, commitIntervalMs });
     let machine: KvStateMachine;
     try {
+      if (readFormatVersion(engine.dbs.meta) === 1) {
+        const startedMs = performance.now();
+        const report = migrateFormat1To2(engine);
+        await engine.sync();
+        logger.warn('state machine engine migrated from format 1 to 2 (per-key revision index dropped)', { path, ...report, ms: Math.round(performance.now() - startedMs) });
+      }
       machine = new KvStateMachine(engine, directory, logger, mode, mapSizeBytes, commitIntervalMs);
     } catch (error) {
       await engine.close();

@@ -1,6 +1,6 @@
 // Deleted keys and the links that reads at past revisions walk (mvcc.ts): graves, re-created keys
 // linked to their tombstone, snapshot imports that check the links (and mend those of a sender
-// built before graves existed), and the refusal of an engine in the old format.
+// built before graves existed), and the refusal of an engine format this build does not know.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,16 +134,16 @@ test('an import refuses a history record whose link is not its key\'s previous c
   }
 });
 
-test('an engine in format version 1 (the per-key revision index) is refused with what to do', async () => {
+test('an engine of a format this build does not know (a newer one) is refused', async () => {
   const dir = tempDir();
   try {
     const sm = await KvStateMachine.open(dir.path);
     await sm.close();
     const { directory } = await StoreDirectory.open(dir.path);
     const engine = Engine.open(directory.liveEngineDirectory, { mode: 'durable', mapSizeBytes: DEFAULT_MAP_SIZE_BYTES });
-    engine.transact(() => engine.dbs.meta.putSync(Buffer.from('schema'), Buffer.from(encodeValue({ magic: ENGINE_MAGIC, formatVersion: 1 }))));
+    engine.transact(() => engine.dbs.meta.putSync(Buffer.from('schema'), Buffer.from(encodeValue({ magic: ENGINE_MAGIC, formatVersion: 3 }))));
     await engine.close();
-    await assert.rejects(KvStateMachine.open(dir.path), (error: unknown) => error instanceof EngineFormatError && /format version is 1 .*empty its data directory and let it rejoin/.test(error.message));
+    await assert.rejects(KvStateMachine.open(dir.path), (error: unknown) => error instanceof EngineFormatError && /format version is 3; this build reads 2$/.test(error.message));
   } finally {
     dir.remove();
   }
