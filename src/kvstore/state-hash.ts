@@ -46,16 +46,7 @@ export function* hashSteps(input: HashInput): Generator<void, string, undefined>
     const record = decodeLive(value);
     const stored = getBinaryFastIn(input.history, u64Key(record.modRevision), input.transaction);
     if (stored === undefined || stored[0] !== HISTORY_PUT) throw new KvInvariantError(`the live key's revision ${record.modRevision} has no put in history`);
-    const valueBytes = historyValueBytes(stored);
-    // Lengths first, so that no two different states can feed the digest the same bytes.
-    keyHeader.writeUInt32BE(key.length, 0);
-    keyHeader.writeUInt32BE(valueBytes.length, 4);
-    writeU64(keyHeader, 8, record.createRevision);
-    writeU64(keyHeader, 16, record.modRevision);
-    writeU64(keyHeader, 24, record.version);
-    scratch.add(keyHeader);
-    scratch.add(key);
-    scratch.add(valueBytes);
+    addKeyState(scratch, keyHeader, key, historyValueBytes(stored), record);
     if (++keysInStep === HASH_KEYS_PER_STEP) {
       keysInStep = 0;
       yield;
@@ -63,6 +54,18 @@ export function* hashSteps(input: HashInput): Generator<void, string, undefined>
   }
   scratch.flush();
   return digest.digest('hex');
+}
+
+/** One key's state: lengths first, so that no two different states feed the digest the same bytes. */
+function addKeyState(scratch: Scratch, keyHeader: Buffer, key: Buffer, valueBytes: Buffer, state: { readonly createRevision: number; readonly modRevision: number; readonly version: number }): void {
+  keyHeader.writeUInt32BE(key.length, 0);
+  keyHeader.writeUInt32BE(valueBytes.length, 4);
+  writeU64(keyHeader, 8, state.createRevision);
+  writeU64(keyHeader, 16, state.modRevision);
+  writeU64(keyHeader, 24, state.version);
+  scratch.add(keyHeader);
+  scratch.add(key);
+  scratch.add(valueBytes);
 }
 
 class Scratch {
@@ -130,15 +133,7 @@ export function* revisionHashSteps(input: RevisionHashInput): Generator<void, st
     if (found !== null && found.record[0] === HISTORY_PUT) {
       const record = decodeHistory(found.record);
       if (record.kind !== 'put') throw new KvInvariantError('a put record decoded as a tombstone');
-      const valueBytes = historyValueBytes(found.record);
-      keyHeader.writeUInt32BE(key.length, 0);
-      keyHeader.writeUInt32BE(valueBytes.length, 4);
-      writeU64(keyHeader, 8, record.createRevision);
-      writeU64(keyHeader, 16, found.revision);
-      writeU64(keyHeader, 24, record.version);
-      scratch.add(keyHeader);
-      scratch.add(key);
-      scratch.add(valueBytes);
+      addKeyState(scratch, keyHeader, key, historyValueBytes(found.record), { createRevision: record.createRevision, modRevision: found.revision, version: record.version });
     }
     if (++keysInStep === HASH_KEYS_PER_STEP) {
       keysInStep = 0;
