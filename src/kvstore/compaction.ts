@@ -17,14 +17,16 @@
 // tombstone). Steps handle whole records, so the state between steps still satisfies the rule for
 // every record below the cursor. A removed tombstone takes the key's grave with it when the grave
 // still names it (the key was not put again): reads then find no history for the key at all,
-// which is what a read at or above the compacted revision must answer.
+// which is what a read at or above the compacted revision must answer. A removed change takes its
+// checkpoint entry (mvcc.ts) with it.
 
 import type { BinaryDb } from './engine.js';
-import { decodeGrave, historyRecordLinks, readU64, u64Key } from './encoding.js';
+import { checkpointKey, decodeGrave, historyRecordLinks, readU64, u64Key } from './encoding.js';
 
 export interface CompactionDbs {
   readonly history: BinaryDb;
   readonly graves: BinaryDb;
+  readonly checkpoints: BinaryDb;
 }
 
 /** History records looked at per batch; each batch is read out before anything is deleted. */
@@ -53,7 +55,7 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
       batch.push({ revision: readU64(key, 0), ...historyRecordLinks(value) });
     }
     for (const change of batch) {
-      if (change.previousRevision > 0 && dbs.history.removeSync(u64Key(change.previousRevision))) removed += 1;
+      if (change.previousRevision > 0 && removeChange(dbs, change.keyBytes, change.previousRevision)) removed += 1;
       if (change.tombstone && removeTombstone(dbs, change.keyBytes, change.revision)) removed += 1;
       next = change.revision + 1;
     }
@@ -63,9 +65,16 @@ export function compactStep(dbs: CompactionDbs, cursor: number, target: number, 
   return { cursor: next, recordsVisited: visited, recordsRemoved: removed };
 }
 
+/** Remove one change and its checkpoint, if it has one; false if it was already gone. */
+function removeChange(dbs: CompactionDbs, keyBytes: Buffer, revision: number): boolean {
+  // Removing an entry that is not there reads the tree and writes nothing.
+  dbs.checkpoints.removeSync(checkpointKey(keyBytes, revision));
+  return dbs.history.removeSync(u64Key(revision));
+}
+
 /** Remove a tombstone, and the key's grave if it still names it; false if it was already gone. */
 function removeTombstone(dbs: CompactionDbs, keyBytes: Buffer, revision: number): boolean {
   const grave = dbs.graves.getBinaryFast(keyBytes);
   if (grave !== undefined && decodeGrave(grave) === revision) dbs.graves.removeSync(keyBytes);
-  return dbs.history.removeSync(u64Key(revision));
+  return removeChange(dbs, keyBytes, revision);
 }

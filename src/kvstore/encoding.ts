@@ -44,6 +44,36 @@ export function decodeGrave(value: Buffer): number {
   return readU64(value, 0);
 }
 
+// ---- Checkpoints: <key bytes> 0x00 <revision u64> -> (empty) ------------------------------------
+// A sparse per-key index of changes, so a read far in the past does not walk every change of a hot
+// key: every tombstone and every put whose version is a multiple of CHECKPOINT_EVERY_VERSIONS has
+// an entry, so at most CHECKPOINT_EVERY_VERSIONS - 1 changes of a key lie between two entries (a
+// tombstone restarts the versions). Keys never contain U+0000 (limits.ts refuses control
+// characters), and 0x00 sorts below every other byte, so one key's entries are contiguous and
+// ascending, and "a" sorts before "ab".
+
+export const CHECKPOINT_EVERY_VERSIONS = 64;
+const CHECKPOINT_SEPARATOR = 0x00;
+
+export function isCheckpoint(tombstone: boolean, version: number): boolean {
+  return tombstone || version % CHECKPOINT_EVERY_VERSIONS === 0;
+}
+
+export function checkpointKey(keyBytes: Buffer, revision: number): Buffer {
+  const key = Buffer.allocUnsafe(keyBytes.length + 1 + U64_BYTES);
+  keyBytes.copy(key, 0);
+  key[keyBytes.length] = CHECKPOINT_SEPARATOR;
+  writeU64(key, keyBytes.length + 1, revision);
+  return key;
+}
+
+/** The revision of a checkpoint entry of `keyBytes`, or null when the entry is another key's. */
+export function checkpointRevisionOf(entryKey: Buffer, keyBytes: Buffer): number | null {
+  if (entryKey.length !== keyBytes.length + 1 + U64_BYTES || entryKey[keyBytes.length] !== CHECKPOINT_SEPARATOR) return null;
+  if (entryKey.compare(keyBytes, 0, keyBytes.length, 0, keyBytes.length) !== 0) return null;
+  return readU64(entryKey, keyBytes.length + 1);
+}
+
 // ---- Live keys: <key bytes> -> modRevision | createRevision | version --------------------------
 
 export interface LiveRecord {

@@ -96,7 +96,7 @@ export function lmdbSyncOptions(mode: EngineMode): { readonly overlappingSync: f
     : { overlappingSync: false, noSync: true, noMetaSync: false };
 }
 
-const DB_NAMES = ['meta', 'live', 'history', 'graves', 'sessions', 'results', 'sessionsByIndex', 'sessionsByTime'] as const;
+const DB_NAMES = ['meta', 'live', 'history', 'graves', 'checkpoints', 'sessions', 'results', 'sessionsByIndex', 'sessionsByTime'] as const;
 export type DbName = (typeof DB_NAMES)[number];
 
 /** The part of lmdb-js's root database our typings lack: env.sync with a callback runs off-thread. */

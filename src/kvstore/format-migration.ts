@@ -5,14 +5,15 @@
 // history (mvcc.ts). Two things change on disk, both found through the old index, which lists each
 // key's retained changes in ascending order:
 //   - a put that re-created a deleted key linked to nothing; it now links to the tombstone before it;
-//   - a key whose last retained change is a tombstone gets its grave.
+//   - a key whose last retained change is a tombstone gets its grave;
+//   - every tombstone and every 64th version gets its checkpoint entry.
 // Then the old index is dropped and the schema record says 2. Everything happens in ONE write
 // transaction, so a crash leaves either format 1 untouched (and the next open migrates again) or
 // format 2 complete. The live table, history values and meta do not change: reads and replica hashes
 // answer as before.
 
 import type { Engine } from './engine.js';
-import { encodeGrave, HISTORY_TOMBSTONE, historyPreviousRevision, historyRecordIsOfKey, readU64, U64_BYTES, u64Key, withPreviousRevision } from './encoding.js';
+import { checkpointKey, decodeHistory, encodeGrave, HISTORY_TOMBSTONE, isCheckpoint, historyPreviousRevision, historyRecordIsOfKey, readU64, U64_BYTES, u64Key, withPreviousRevision } from './encoding.js';
 import { EngineFormatError } from './errors.js';
 import { writeSchema } from './meta.js';
 
@@ -22,12 +23,14 @@ export interface MigrationReport {
   readonly graves: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Format 1's index key: the user key, 0x00, the revision as a big-endian u64. */
 const LEGACY_INDEX_SEPARATOR = 0x00;
 
 export function migrateFormat1To2(engine: Engine): MigrationReport {
   const revisions = engine.legacyDb('revisions');
-  const { history, graves } = engine.dbs;
+  const { history, graves, checkpoints } = engine.dbs;
   let keys = 0;
   let relinkedPuts = 0;
   let graveCount = 0;
@@ -55,6 +58,8 @@ export function migrateFormat1To2(engine: Engine): MigrationReport {
       const record = history.get(u64Key(revision));
       if (record === undefined || !historyRecordIsOfKey(record, groupKey)) throw new EngineFormatError(`the format-1 revision index names revision ${revision}, which history does not hold for that key`);
       const tombstone = record[0] === HISTORY_TOMBSTONE;
+      const decoded = decodeHistory(record);
+      if (isCheckpoint(tombstone, decoded.kind === 'put' ? decoded.version : 0)) checkpoints.putSync(checkpointKey(groupKey, revision), EMPTY);
       if (!tombstone && last !== null && last.tombstone && historyPreviousRevision(record) === 0) {
         history.putSync(u64Key(revision), withPreviousRevision(record, last.revision));
         relinkedPuts += 1;

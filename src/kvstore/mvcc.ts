@@ -3,22 +3,25 @@
 //   history: revision -> the change made at that revision (a put, or a tombstone for a delete),
 //            each linked to the key's change before it (previousRevision);
 //   graves:  key -> revision of the tombstone, for every deleted key whose tombstone is still in
-//            history (encoding.ts).
+//            history (encoding.ts);
+//   checkpoints: key 0x00 revision -> (empty) for every tombstone and every 64th version of a key,
+//            a sparse index where a walk into the past can start (encoding.ts).
 // A put or a delete that removed something takes the next revision; a delete of a missing key
 // changes nothing (etcd's rules). Callers run writes inside the engine's write transaction.
 //
-// "What was this key at revision r" walks the links down from the key's latest change (in `live`,
-// or its grave) to the first change <= r: one lookup per change of the key above r. There is no
-// per-key revision index: it was a B-tree keyed by user key that every put inserted into and every
-// compaction deleted from, so each engine batch rewrote most of its pages (half the pages of a
-// batch commit, and twice its time, with 100,000 retained revisions: bench/PERFORMANCE.md). The
-// price is paid by reads of a hot key far in the past; reads of the present take two lookups.
+// "What was this key at revision r" walks the links down to the first change <= r, starting from
+// the key's first checkpoint above r, or from its latest change (in `live`, or its grave) when it
+// has none: at most CHECKPOINT_EVERY_VERSIONS lookups in history. There is no full per-key revision
+// index: it was a B-tree keyed by user key that every put inserted into and every compaction
+// deleted from, so each engine batch rewrote most of its pages (half the pages of a batch commit,
+// and twice its time, with 100,000 retained revisions: bench/PERFORMANCE.md). Checkpoints take one
+// insert per 64 puts (and one per delete).
 
 import type { Transaction } from 'lmdb';
 import type { BinaryDb } from './engine.js';
 import {
-  decodeGrave, decodeHistory, decodeLive, encodeGrave, encodeHistoryPut, encodeHistoryTombstone, encodeLive,
-  historyPreviousRevision, historyRecordIsOfKey, u64Key,
+  CHECKPOINT_EVERY_VERSIONS, checkpointKey, checkpointRevisionOf, decodeGrave, decodeHistory, decodeLive, encodeGrave,
+  encodeHistoryPut, encodeHistoryTombstone, encodeLive, historyPreviousRevision, historyRecordIsOfKey, isCheckpoint, u64Key,
 } from './encoding.js';
 import { invariant } from './errors.js';
 
@@ -39,7 +42,10 @@ export interface KeySpaceDbs {
   readonly live: BinaryDb;
   readonly history: BinaryDb;
   readonly graves: BinaryDb;
+  readonly checkpoints: BinaryDb;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Write a put at `revision` (the caller's next revision). */
 export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revision: number): PutOutcome {
@@ -59,6 +65,7 @@ export function putKey(dbs: KeySpaceDbs, keyBytes: Buffer, value: string, revisi
   const version = live === null ? 1 : live.version + 1;
   invariant(previousRevision < revision, 'a put must take a revision above the key\'s last one');
   appendHistory(dbs.history, revision, encodeHistoryPut(keyBytes, value, createRevision, version, previousRevision));
+  if (isCheckpoint(false, version)) dbs.checkpoints.putSync(checkpointKey(keyBytes, revision), EMPTY);
   dbs.live.putSync(keyBytes, encodeLive({ modRevision: revision, createRevision, version }));
   return { createRevision, version };
 }
@@ -70,6 +77,7 @@ export function deleteKey(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number):
   const modRevision = decodeLive(current).modRevision;
   invariant(modRevision < revision, 'a delete must take a revision above the key\'s last one');
   appendHistory(dbs.history, revision, encodeHistoryTombstone(keyBytes, modRevision));
+  dbs.checkpoints.putSync(checkpointKey(keyBytes, revision), EMPTY);
   dbs.live.removeSync(keyBytes);
   dbs.graves.putSync(keyBytes, encodeGrave(revision));
   return true;
@@ -117,16 +125,29 @@ export function latestChange(dbs: KeySpaceDbs, keyBytes: Buffer, transaction?: T
   return grave === undefined ? 0 : decodeGrave(grave);
 }
 
+/** Where a walk down to `revision` starts: the key's first checkpoint above it, else its latest change. */
+function walkStart(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, transaction: Transaction | undefined, latest: number | undefined): number {
+  const options = transaction === undefined ? {} : { transaction };
+  for (const entryKey of dbs.checkpoints.getKeys({ ...options, start: checkpointKey(keyBytes, revision + 1), limit: 1 })) {
+    const checkpoint = checkpointRevisionOf(entryKey, keyBytes);
+    if (checkpoint !== null) return checkpoint;
+  }
+  return latest ?? latestChange(dbs, keyBytes, transaction);
+}
+
 /**
  * The key's latest change at or below `revision` (a put or a tombstone), or null when it has none
  * that a read at `revision` can see. The record is lmdb's reused buffer: decode it before the next
- * read. Walks down the previousRevision links from the key's latest change.
+ * read. Walks down the previousRevision links from walkStart(); `latest` (the key's latest change,
+ * when the caller knows it) saves a lookup.
  */
 export function changeAtOrBelow(
-  dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, compactedRevision: number, transaction?: Transaction, start = latestChange(dbs, keyBytes, transaction),
+  dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, compactedRevision: number, transaction?: Transaction, latest?: number,
 ): { readonly revision: number; readonly record: Buffer } | null {
-  let at = start;
+  let at = walkStart(dbs, keyBytes, revision, transaction, latest);
+  let steps = 0;
   while (at > 0) {
+    invariant(++steps <= CHECKPOINT_EVERY_VERSIONS + 1, () => `a walk down the changes of a key took more than ${CHECKPOINT_EVERY_VERSIONS + 1} steps: a checkpoint is missing`);
     const record = getBinaryFastIn(dbs.history, u64Key(at), transaction);
     if (record === undefined) {
       // Compaction removes a change above a readable revision never, and below it only when a

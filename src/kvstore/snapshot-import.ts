@@ -3,14 +3,14 @@
 // malformed or fails its checksum never touches the live state.
 //
 // Records are written as they arrive (one transaction per chunk), and the indexes the stream does
-// not carry are rebuilt on the way: the live key set and the graves of deleted keys from history
+// not carry are rebuilt on the way: the live key set, the graves of deleted keys and the checkpoints from history
 // (which comes in ascending revision order), the expiry orders from the session records. Each
 // history record's link to its key's previous change is checked (reads walk those links).
 
 import { decodeValue } from '../codec/raft-codec.js';
 import type { Engine } from './engine.js';
 import {
-  decodeGrave, decodeHistory, decodeLive, encodeGrave, encodeLive, historyRecordProblem, orderKey, readU64, withPreviousRevision, SESSION_RECORD_BYTES, U64_BYTES,
+  checkpointKey, decodeGrave, decodeHistory, decodeLive, encodeGrave, isCheckpoint, encodeLive, historyRecordProblem, orderKey, readU64, withPreviousRevision, SESSION_RECORD_BYTES, U64_BYTES,
   decodeSession, type HistoryRecord,
 } from './encoding.js';
 import { KvInvariantError, SnapshotFormatError } from './errors.js';
@@ -98,6 +98,7 @@ function writeHistory(engine: Engine, progress: ImportProgress, meta: StateMeta,
   // Revisions arrive ascending into an empty database: lmdb's append mode skips the search and
   // fills pages completely instead of splitting them in half.
   if (!(history.putSync(key, stored, { append: true }) as unknown as boolean)) throw new SnapshotFormatError(`history revision ${revision} is not above the previous one`);
+  if (isCheckpoint(record.kind === 'tombstone', record.kind === 'put' ? record.version : 0)) engine.dbs.checkpoints.putSync(checkpointKey(record.keyBytes, revision), EMPTY);
   if (record.kind === 'put') {
     if (graveRevision > 0) graves.removeSync(record.keyBytes);
     live.putSync(record.keyBytes, encodeLive({ modRevision: revision, createRevision: record.createRevision, version: record.version }));

@@ -106,6 +106,7 @@ export interface RevisionHashInput {
   readonly live: BinaryDb;
   readonly history: BinaryDb;
   readonly graves: BinaryDb;
+  readonly checkpoints: BinaryDb;
   /** The revision whose state is hashed; the caller checked compactedRevision <= it <= revision. */
   readonly atRevision: number;
   readonly compactedRevision: number;
@@ -126,7 +127,7 @@ export function* revisionHashSteps(input: RevisionHashInput): Generator<void, st
   scratch.add(u64Key(input.atRevision));
   const options = input.transaction === undefined ? {} : { transaction: input.transaction };
   const keyHeader = Buffer.allocUnsafe(KEY_HEADER_BYTES);
-  const dbs = { live: input.live, history: input.history, graves: input.graves };
+  const dbs = { live: input.live, history: input.history, graves: input.graves, checkpoints: input.checkpoints };
   let keysInStep = 0;
   for (const { key, head } of keysWithHistory(input.live.getRange(options), input.graves.getRange(options))) {
     const found = changeAtOrBelow(dbs, key, input.atRevision, input.compactedRevision, input.transaction, head);

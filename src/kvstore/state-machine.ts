@@ -74,6 +74,8 @@ export interface EngineStats {
   readonly historyRecords: number;
   /** Deleted keys whose tombstone is still in history. */
   readonly graves: number;
+  /** Entries of the sparse per-key index (every tombstone and every 64th version of a key). */
+  readonly checkpoints: number;
   readonly sessions: number;
   readonly sessionResults: number;
   /** History that a compaction made unreachable but that is not yet removed. */
@@ -231,6 +233,7 @@ export class KvStateMachine {
       liveKeys: entries('live'),
       historyRecords: entries('history'),
       graves: entries('graves'),
+      checkpoints: entries('checkpoints'),
       sessions: entries('sessions'),
       sessionResults: entries('results'),
       compactionPending: this.meta.compactionCursor <= this.meta.compactedRevision,
@@ -279,8 +282,8 @@ export class KvStateMachine {
     try {
       const { revision, compactedRevision } = readMeta(this.engine.dbs.meta, lease.view);
       if (!Number.isSafeInteger(atRevision) || atRevision < 1 || atRevision > revision || atRevision < compactedRevision) return null;
-      const { live, history, graves } = this.engine.dbs;
-      const steps = revisionHashSteps({ live, history, graves, atRevision, compactedRevision, transaction: lease.view });
+      const { live, history, graves, checkpoints } = this.engine.dbs;
+      const steps = revisionHashSteps({ live, history, graves, checkpoints, atRevision, compactedRevision, transaction: lease.view });
       for (let step = steps.next(); ; step = steps.next()) {
         if (step.done === true) return { revision: atRevision, hash: step.value };
         await nextMacrotask();

@@ -1,14 +1,16 @@
 // Deleted keys and the links that reads at past revisions walk (mvcc.ts): graves, re-created keys
-// linked to their tombstone, snapshot imports that check the links (and mend those of a sender
-// built before graves existed), and the refusal of an engine format this build does not know.
+// linked to their tombstone, checkpoints that bound a walk, snapshot imports that check the links
+// (and mend those of a sender built before graves existed), and the refusal of an engine format
+// this build does not know.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeValue } from '../../../src/codec/raft-codec.js';
 import { Engine, DEFAULT_MAP_SIZE_BYTES } from '../../../src/kvstore/engine.js';
-import { decodeHistory, readU64, withPreviousRevision } from '../../../src/kvstore/encoding.js';
+import { CHECKPOINT_EVERY_VERSIONS, decodeHistory, readU64, withPreviousRevision } from '../../../src/kvstore/encoding.js';
 import { EngineFormatError, SnapshotFormatError } from '../../../src/kvstore/errors.js';
 import { ENGINE_MAGIC } from '../../../src/kvstore/meta.js';
+import { changeAtOrBelow, deleteKey, putKey } from '../../../src/kvstore/mvcc.js';
 import { RECORD_HISTORY, SnapshotReader, SnapshotWriter } from '../../../src/kvstore/snapshot-format.js';
 import { KvStateMachine } from '../../../src/kvstore/state-machine.js';
 import { StoreDirectory } from '../../../src/kvstore/store-directory.js';
@@ -145,6 +147,53 @@ test('an engine of a format this build does not know (a newer one) is refused', 
     await engine.close();
     await assert.rejects(KvStateMachine.open(dir.path), (error: unknown) => error instanceof EngineFormatError && /format version is 3; this build reads 2$/.test(error.message));
   } finally {
+    dir.remove();
+  }
+});
+
+test('a read far in the past of a hot key looks at no more than a checkpoint interval of history', async () => {
+  const dir = tempDir();
+  const engine = Engine.open(dir.path, { mode: 'unsafe-no-sync', mapSizeBytes: DEFAULT_MAP_SIZE_BYTES });
+  try {
+    let lookups = 0;
+    const history = engine.dbs.history;
+    const counted = new Proxy(history, {
+      get(target, property, receiver) {
+        if (property === 'getBinaryFast') return (...args: unknown[]) => { lookups += 1; return (target.getBinaryFast as (...a: unknown[]) => unknown).apply(target, args); };
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const dbs = { live: engine.dbs.live, history: counted, graves: engine.dbs.graves, checkpoints: engine.dbs.checkpoints };
+    const key = Buffer.from('hot');
+    // 1,000 puts, a delete, 130 puts again (a re-created key restarts its versions), 300 puts of
+    // another key in between so that revisions and versions differ.
+    const expected = new Map<number, string | null>();
+    let revision = 1;
+    let current: string | null = null;
+    const step = (change: () => void, value: string | null | undefined): void => {
+      revision += 1;
+      engine.transact(change);
+      if (value !== undefined) current = value;
+      expected.set(revision, current);
+    };
+    for (let i = 0; i < 1000; i++) {
+      step(() => putKey(dbs, key, `v${i}`, revision), `v${i}`);
+      if (i % 4 === 0) step(() => putKey(dbs, Buffer.from('other'), `o${i}`, revision), undefined);
+    }
+    step(() => deleteKey(dbs, key, revision), null);
+    for (let i = 0; i < 130; i++) step(() => putKey(dbs, key, `w${i}`, revision), `w${i}`);
+    let most = 0;
+    for (let at = 2; at <= revision; at += 7) {
+      lookups = 0;
+      const found = changeAtOrBelow(dbs, key, at, 0);
+      const value = found === null ? null : (() => { const record = decodeHistory(found.record); return record.kind === 'put' ? record.value : null; })();
+      assert.equal(value, expected.get(at) ?? null, `hot at ${at}`);
+      most = Math.max(most, lookups);
+    }
+    assert.ok(most <= CHECKPOINT_EVERY_VERSIONS + 1, `at most ${CHECKPOINT_EVERY_VERSIONS + 1} history lookups per read, saw ${most}`);
+    assert.ok(most >= CHECKPOINT_EVERY_VERSIONS / 2, `the walks between checkpoints are real walks (${most} lookups at most)`);
+  } finally {
+    await engine.close();
     dir.remove();
   }
 });

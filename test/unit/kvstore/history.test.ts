@@ -151,7 +151,7 @@ test('a large compaction is removed a bounded amount per apply, invisibly to rea
     for (let k = 0; k < 10; k++) assert.equal(sm.get(`key-${k}`, sm.revision).kv?.value, `v${9_990 + k}`);
     assert.throws(() => sm.get('key-0', sm.revision - 1), CompactedError);
     while (sm.runMaintenance().compactionPending);
-    assert.deepEqual(sm.stats(), { liveKeys: 10, historyRecords: 10, graves: 0, sessions: 0, sessionResults: 0, compactionPending: false });
+    assert.deepEqual(sm.stats(), { liveKeys: 10, historyRecords: 10, graves: 0, checkpoints: 0, sessions: 0, sessionResults: 0, compactionPending: false });
     for (let k = 0; k < 10; k++) assert.equal(sm.get(`key-${k}`).kv?.value, `v${9_990 + k}`);
   } finally {
     await done();

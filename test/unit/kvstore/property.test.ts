@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeValue } from '../../../src/codec/raft-codec.js';
 import type { ClientStamp } from '../../../src/kvstore/commands.js';
+import { CHECKPOINT_EVERY_VERSIONS } from '../../../src/kvstore/encoding.js';
 import { SESSION_IDLE_MS_MAX } from '../../../src/kvstore/sessions.js';
 import type { KvStateMachine } from '../../../src/kvstore/state-machine.js';
 import type { Entry } from '../../../src/raft/types.js';
@@ -149,6 +150,7 @@ async function runSeed(seed: number): Promise<void> {
     const stats = scratch.sm.stats();
     assert.equal(stats.historyRecords, model.retainedChanges(), `seed ${seed}: history holds exactly what compaction must keep`);
     assert.equal(stats.graves, model.gravesRetained(), `seed ${seed}: a grave per deleted key whose tombstone compaction must keep`);
+    assert.equal(stats.checkpoints, model.retainedCheckpoints(CHECKPOINT_EVERY_VERSIONS), `seed ${seed}: a checkpoint per retained tombstone and 64th version`);
     assert.deepEqual(after.sm.hash(), scratch.sm.hash());
   } finally {
     await scratch.done();

@@ -124,6 +124,17 @@ export class ReferenceModel {
     return above + [...latestAtOrBelow.values()].filter((change) => change.kv !== null).length;
   }
 
+  /** Retained changes that have a checkpoint entry: every tombstone, every 64th version. */
+  retainedCheckpoints(every: number): number {
+    const latestAtOrBelow = new Map<string, Change>();
+    let above = 0;
+    for (const change of this.changes) {
+      if (change.revision > this.compactedRevision) above += change.kv === null || change.kv.version % every === 0 ? 1 : 0;
+      else latestAtOrBelow.set(change.key, change);
+    }
+    return above + [...latestAtOrBelow.values()].filter((change) => change.kv !== null && change.kv.version % every === 0).length;
+  }
+
   /** Keys deleted now whose tombstone is above the compacted revision (so history keeps it). */
   gravesRetained(): number {
     const latest = new Map<string, Change>();
