@@ -125,29 +125,45 @@ export function latestChange(dbs: KeySpaceDbs, keyBytes: Buffer, transaction?: T
   return grave === undefined ? 0 : decodeGrave(grave);
 }
 
-/** Where a walk down to `revision` starts: the key's first checkpoint above it, else its latest change. */
-function walkStart(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, transaction: Transaction | undefined, latest: number | undefined): number {
+/** The key's first checkpoint above `revision`, or null. */
+function checkpointAbove(dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, transaction: Transaction | undefined): number | null {
   const options = transaction === undefined ? {} : { transaction };
   for (const entryKey of dbs.checkpoints.getKeys({ ...options, start: checkpointKey(keyBytes, revision + 1), limit: 1 })) {
-    const checkpoint = checkpointRevisionOf(entryKey, keyBytes);
-    if (checkpoint !== null) return checkpoint;
+    return checkpointRevisionOf(entryKey, keyBytes);
   }
-  return latest ?? latestChange(dbs, keyBytes, transaction);
+  return null;
 }
+
+/**
+ * Steps down from the latest change before a walk looks for a checkpoint to jump to: most reads
+ * (and every replica hash, at a recent revision) end within them, and a range seek costs more
+ * than a few lookups.
+ */
+export const STEPS_BEFORE_CHECKPOINT_SEEK = 8;
 
 /**
  * The key's latest change at or below `revision` (a put or a tombstone), or null when it has none
  * that a read at `revision` can see. The record is lmdb's reused buffer: decode it before the next
- * read. Walks down the previousRevision links from walkStart(); `latest` (the key's latest change,
- * when the caller knows it) saves a lookup.
+ * read. Walks down the previousRevision links from the key's latest change (`latest`, when the
+ * caller knows it, saves a lookup); after STEPS_BEFORE_CHECKPOINT_SEEK steps it jumps to the
+ * key's first checkpoint above `revision`, from where at most CHECKPOINT_EVERY_VERSIONS steps
+ * remain (encoding.ts).
  */
 export function changeAtOrBelow(
   dbs: KeySpaceDbs, keyBytes: Buffer, revision: number, compactedRevision: number, transaction?: Transaction, latest?: number,
 ): { readonly revision: number; readonly record: Buffer } | null {
-  let at = walkStart(dbs, keyBytes, revision, transaction, latest);
+  let at = latest ?? latestChange(dbs, keyBytes, transaction);
   let steps = 0;
+  let sought = false;
   while (at > 0) {
-    invariant(++steps <= CHECKPOINT_EVERY_VERSIONS + 1, () => `a walk down the changes of a key took more than ${CHECKPOINT_EVERY_VERSIONS + 1} steps: a checkpoint is missing`);
+    if (!sought && steps === STEPS_BEFORE_CHECKPOINT_SEEK && at > revision) {
+      sought = true;
+      steps = 0;
+      const checkpoint = checkpointAbove(dbs, keyBytes, revision, transaction);
+      if (checkpoint !== null && checkpoint < at) at = checkpoint;
+    }
+    steps += 1;
+    invariant(sought ? steps <= CHECKPOINT_EVERY_VERSIONS + 1 : steps <= STEPS_BEFORE_CHECKPOINT_SEEK + 1, () => `a walk down the changes of a key took more than ${CHECKPOINT_EVERY_VERSIONS + 1} steps after its checkpoint seek: a checkpoint is missing`);
     const record = getBinaryFastIn(dbs.history, u64Key(at), transaction);
     if (record === undefined) {
       // Compaction removes a change above a readable revision never, and below it only when a
