@@ -17,6 +17,7 @@ import type { RaftLogStore } from '../storage/wal.js';
 import { DiskFullError } from '../storage/wal.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { msToTicks, type NodeConfig } from './node-config.js';
+import { readsToAskAgain, type RetriableRead } from './read-retry.js';
 import { TickClock } from './tick-clock.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { StorageUpkeep } from './storage-upkeep.js';
@@ -52,7 +53,7 @@ export interface Removal {
   readonly how: string;
 }
 
-interface PendingRead {
+interface PendingRead extends RetriableRead {
   index: Index;
   readonly resolve: () => void;
   readonly reject: (error: ApiError) => void;
@@ -175,6 +176,7 @@ export class RaftRuntime {
       const ticks = clock.due(performance.now());
       if (ticks === 0) return;
       for (let i = 0; i < ticks; i++) this.node.tick();
+      this.askReadsAgain();
       this.scheduleReady();
     }), this.config.tickMs);
     this.upkeep.start();
@@ -311,7 +313,7 @@ export class RaftRuntime {
         this.reads.delete(context);
         reject(new ApiError('NO_QUORUM', 'Could not confirm a read index with a majority in time; the read was not served.'));
       }, timeoutMs);
-      this.reads.set(context, { index: -1, resolve, reject, timer });
+      this.reads.set(context, { index: -1, askedAtMs: performance.now(), resolve, reject, timer });
     });
   }
 
@@ -584,9 +586,19 @@ export class RaftRuntime {
     this.appliedIncludesSelf = includesSelf;
   }
 
+  /** Reads whose ReadIndex question or answer may have been lost (read-retry.ts). */
+  private askReadsAgain(): void {
+    if (this.reads.size === 0) return;
+    for (const context of readsToAskAgain(this.reads, performance.now())) {
+      const accepted = this.node.readIndex(context);
+      if (!accepted.ok) this.logger.debug('could not ask for a read index again', { context, reason: accepted.reason });
+    }
+  }
+
   private reissuePendingReads(): void {
     for (const [context, read] of this.reads) {
       if (read.index >= 0) continue;
+      read.askedAtMs = performance.now();
       const accepted = this.node.readIndex(context);
       if (!accepted.ok) this.logger.debug('could not re-ask a read index of the new leader', { context, reason: accepted.reason });
     }
