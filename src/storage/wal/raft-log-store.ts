@@ -202,11 +202,11 @@ export class RaftLogStore {
     // a hole followed by good records, so the unsynced stretch is kept to one write.
     const unsynced = this.unsynced;
     const mustSync = this.fsync && (sync || unsynced !== null);
+    // One O_DSYNC write, from the unsynced write before it if there is one (rewriting the same
+    // bytes): it makes durable exactly what it writes, so the stretch must be whole.
+    if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
     try {
       if (mustSync) {
-        // One O_DSYNC write, from the unsynced write before it if there is one (rewriting the same
-        // bytes): it makes durable exactly what it writes, so the stretch must be whole.
-        if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
         await this.activeFile.writevDurable(unsynced === null ? [bytes] : [unsynced.bytes, bytes], unsynced === null ? position : unsynced.position);
       } else {
         await this.activeFile.writev([bytes], position);
