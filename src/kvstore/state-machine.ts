@@ -10,7 +10,7 @@ import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../common/logger.js';
 import type { Entry } from '../raft/types.js';
 import { CommandDecodeError, decodeCommand, type KvCommand } from './commands.js';
-import { compactStep } from './compaction.js';
+import { HistoryCompactor, WINDOW_REVISIONS } from './compaction.js';
 import { DEFAULT_MAP_SIZE_BYTES, Engine, type EngineMode } from './engine.js';
 import { CompactedError, FutureRevisionError, InvalidRevisionError, invariant, KvInvariantError } from './errors.js';
 import { validateKey } from './limits.js';
@@ -67,6 +67,8 @@ export interface KvStateMachineOptions {
    * only a caller that replays a WAL from appliedIndex may turn it on. sync() commits first.
    */
   readonly commitIntervalMs?: number;
+  /** Revisions per physical compaction window (compaction.ts); tests make it small. */
+  readonly compactionWindowRevisions?: number;
 }
 
 export interface EngineStats {
@@ -87,6 +89,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class KvStateMachine {
   private meta: StateMeta;
   private sessions: Sessions;
+  /** Physical compaction and its in-memory plan for the current window (compaction.ts). */
+  private compactor: HistoryCompactor;
   private closed = false;
   private importing = false;
   /** Set when the engine can no longer be trusted in this process (a failed flush, a snapshot
@@ -103,10 +107,12 @@ export class KvStateMachine {
     private readonly mode: EngineMode,
     private readonly mapSizeBytes: number,
     private readonly commitIntervalMs: number,
+    private readonly compactionWindowRevisions: number,
   ) {
     checkSchema(engine.dbs.meta);
     this.meta = readMeta(engine.dbs.meta);
     this.sessions = new Sessions(engine.dbs);
+    this.compactor = new HistoryCompactor(compactionWindowRevisions);
   }
 
   static async open(path: string, options: KvStateMachineOptions = {}): Promise<KvStateMachine> {
@@ -139,7 +145,7 @@ export class KvStateMachine {
         await engine.sync();
         logger.warn('state machine engine migrated from format 1 to 2 (per-key revision index dropped)', { path, ...report, ms: Math.round(performance.now() - startedMs) });
       }
-      machine = new KvStateMachine(engine, directory, logger, mode, mapSizeBytes, commitIntervalMs);
+      machine = new KvStateMachine(engine, directory, logger, mode, mapSizeBytes, commitIntervalMs, options.compactionWindowRevisions ?? WINDOW_REVISIONS);
     } catch (error) {
       await engine.close();
       throw error;
@@ -381,6 +387,8 @@ export class KvStateMachine {
     try {
       this.engine.transact(body, approximateBytes);
     } catch (error) {
+      // The compaction plan may count removals the rollback undid.
+      this.compactor.forget();
       let stored: StateMeta | null = null;
       try {
         this.engine.refreshReads();
@@ -458,7 +466,7 @@ export class KvStateMachine {
 
   private maintain(state: Mutable<StateMeta>, compactionRecords: number, sessions: number): void {
     if (state.compactionCursor <= state.compactedRevision && compactionRecords > 0) {
-      state.compactionCursor = compactStep(this.engine.dbs, state.compactionCursor, state.compactedRevision, compactionRecords).cursor;
+      state.compactionCursor = this.compactor.step(this.engine.dbs, state.compactionCursor, state.compactedRevision, compactionRecords).cursor;
     }
     if (sessions > 0) this.sessions.sweep({ index: state.appliedIndex, newestProposedAtMs: state.newestProposedAtMs }, sessions);
   }
@@ -479,6 +487,7 @@ export class KvStateMachine {
         if (this.engineFailureListener !== null) fresh.onFailure(this.engineFailureListener);
         this.meta = meta;
         this.sessions = new Sessions(fresh.dbs);
+        this.compactor = new HistoryCompactor(this.compactionWindowRevisions);
         retired = this.retire(old, previousGeneration);
         // With no export still reading it, the old generation goes now; otherwise when they finish.
         if (old.activeLeases > 0) retired = Promise.resolve();
