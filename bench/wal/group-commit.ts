@@ -5,7 +5,10 @@
 // machine's raw fdatasync rate (small write + fdatasync in a loop on one file), measured in the same run,
 // is the ceiling a batch-of-one log can reach.
 //
-//   node dist/bench/wal/group-commit.js [--seconds 3] [--proposers 1,4,16,64,256] [--json]
+//   node dist/bench/wal/group-commit.js [--seconds 3] [--proposers 1,4,16,64,256] [--preallocate 0,2097152] [--json]
+//
+// --preallocate runs every case once per value of the store's preallocateBytes (zeros kept written
+// ahead of the last record, src/storage/wal/preallocation.ts), alternating, 0 meaning off.
 //
 // Every case stops by itself after its time; data lives in a temp dir under os.tmpdir(), removed at
 // the end. Timings depend on the disk and on whatever else the machine runs: compare within one run.
@@ -24,6 +27,7 @@ const BATCH_ENTRIES_MAX = 4096;
 interface Options {
   readonly caseMs: number;
   readonly proposerCounts: readonly number[];
+  readonly preallocateBytes: readonly (number | undefined)[];
   readonly json: boolean;
 }
 
@@ -31,15 +35,18 @@ function parseOptions(argv: readonly string[]): Options {
   let caseMs = 3000;
   let proposerCounts = [1, 4, 16, 64, 256];
   let json = false;
+  let preallocateBytes: (number | undefined)[] = [undefined];
   for (let k = 0; k < argv.length; k++) {
     const flag = argv[k];
     if (flag === '--seconds') caseMs = Math.round(Number(argv[++k]) * 1000);
     else if (flag === '--proposers') proposerCounts = argv[++k].split(',').map(Number);
+    else if (flag === '--preallocate') preallocateBytes = argv[++k].split(',').map(Number);
     else if (flag === '--json') json = true;
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!(caseMs > 0) || proposerCounts.some((count) => !Number.isInteger(count) || count < 1)) throw new Error('bad --seconds or --proposers');
-  return { caseMs, proposerCounts, json };
+  if (preallocateBytes.some((bytes) => bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0))) throw new Error('bad --preallocate');
+  return { caseMs, proposerCounts, preallocateBytes, json };
 }
 
 /** The value below which `fraction` of the sorted samples fall. */
@@ -98,6 +105,8 @@ async function measureRawFdatasync(directory: string, durationMs: number): Promi
 
 interface CaseResult {
   readonly proposers: number;
+  /** The store's preallocateBytes; null for its default. */
+  readonly preallocateBytes: number | null;
   readonly entries: number;
   readonly entriesPerSecond: number;
   readonly saves: number;
@@ -113,8 +122,8 @@ interface Proposal {
 }
 
 /** One case: `proposerCount` closed-loop proposers against one committer, for `durationMs`. */
-async function measureGroupCommit(directory: string, proposerCount: number, durationMs: number): Promise<CaseResult> {
-  const { store } = await RaftLogStore.open(join(directory, `wal-${proposerCount}`), { logger: silentLogger, fsync: true });
+async function measureGroupCommit(directory: string, proposerCount: number, durationMs: number, preallocateBytes: number | undefined): Promise<CaseResult> {
+  const { store } = await RaftLogStore.open(join(directory, `wal-${proposerCount}-${preallocateBytes ?? 'default'}`), { logger: silentLogger, fsync: true, preallocateBytes });
   const queue: Proposal[] = [];
   let wakeCommitter: (() => void) | null = null;
   let proposersLeft = proposerCount;
@@ -166,6 +175,7 @@ async function measureGroupCommit(directory: string, proposerCount: number, dura
   const sorted = samples.sorted();
   return {
     proposers: proposerCount,
+    preallocateBytes: preallocateBytes ?? null,
     entries: samples.count,
     entriesPerSecond: (samples.count * 1000) / elapsedMs,
     saves,
@@ -187,12 +197,14 @@ async function main(): Promise<void> {
     const raw = await measureRawFdatasync(directory, options.caseMs);
     console.log(`raw write+fdatasync loop: ${fixed(raw.syncsPerSecond, 0)} syncs/s, p50 ${fixed(raw.p50Ms, 2)} ms, p99 ${fixed(raw.p99Ms, 2)} ms`);
     console.log('');
-    console.log('proposers   entries/s   saves/s   entries/save   p50 ms   p99 ms');
+    console.log('proposers   prealloc   entries/s   saves/s   entries/save   p50 ms   p99 ms');
     const results: CaseResult[] = [];
     for (const count of options.proposerCounts) {
-      const result = await measureGroupCommit(directory, count, options.caseMs);
-      results.push(result);
-      console.log(`${String(count).padStart(9)}   ${fixed(result.entriesPerSecond, 0).padStart(9)}   ${fixed(result.savesPerSecond, 0).padStart(7)}   ${fixed(result.entriesPerSaveMean, 1).padStart(12)}   ${fixed(result.p50Ms, 2).padStart(6)}   ${fixed(result.p99Ms, 2).padStart(6)}`);
+      for (const preallocateBytes of options.preallocateBytes) {
+        const result = await measureGroupCommit(directory, count, options.caseMs, preallocateBytes);
+        results.push(result);
+        console.log(`${String(count).padStart(9)}   ${String(preallocateBytes ?? 'default').padStart(8)}   ${fixed(result.entriesPerSecond, 0).padStart(9)}   ${fixed(result.savesPerSecond, 0).padStart(7)}   ${fixed(result.entriesPerSaveMean, 1).padStart(12)}   ${fixed(result.p50Ms, 2).padStart(6)}   ${fixed(result.p99Ms, 2).padStart(6)}`);
+      }
     }
     console.log(`load average after: ${loadavg().map((load) => load.toFixed(2)).join(' ')}`);
     if (options.json) console.log(JSON.stringify({ rawFdatasync: raw, cases: results }));

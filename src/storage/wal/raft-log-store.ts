@@ -16,6 +16,7 @@ import { LogShape, LogShapeError } from './log-shape.js';
 import { encodeRecords, type WalRecord } from './records.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
 import { createSegment, type SegmentInfo } from './segment.js';
+import { PREALLOCATE_LEAD_BYTES_DEFAULT, Preallocator } from './preallocation.js';
 
 export interface WalOptions {
   /** Default true. false skips every fdatasync and directory fsync: an unsafe mode, for benchmarks
@@ -24,6 +25,9 @@ export interface WalOptions {
   /** A segment is closed once it reaches this size (a batch is never split, so it may pass it by
    * one batch). Default 64 MiB. */
   readonly segmentSizeBytes?: number;
+  /** Zeros kept written ahead of the last record so synced writes need no size change
+   * (preallocation.ts). Default 2 MiB; 0 turns it off; always off without fsync. */
+  readonly preallocateBytes?: number;
   readonly fileSystem?: FileSystem;
   readonly logger?: Logger;
 }
@@ -64,6 +68,7 @@ export class RaftLogStore {
    * segment. Kept so the next synced write can write it again (an O_DSYNC write covers only its
    * own bytes). */
   private unsynced: { readonly position: number; readonly bytes: Buffer } | null = null;
+  private readonly preallocator: Preallocator;
 
   private constructor(
     private readonly directory: string,
@@ -75,7 +80,14 @@ export class RaftLogStore {
     /** In order, oldest first; the last one is the active segment, open in `activeFile`. */
     private readonly segments: SegmentInfo[],
     private activeFile: StoredFile,
-  ) {}
+    preallocateBytes: number,
+  ) {
+    this.preallocator = new Preallocator(
+      preallocateBytes,
+      (error) => this.fail(`preallocating write-ahead log space failed: ${describeError(error)}`, error),
+      () => this.logger.warn('disk full: no more space is preallocated for the write-ahead log until its next segment', { directory }),
+    );
+  }
 
   static async open(directory: string, options: WalOptions = {}): Promise<{ store: RaftLogStore; recovered: RecoveredLog }> {
     const fsync = options.fsync ?? true;
@@ -86,7 +98,10 @@ export class RaftLogStore {
     if (!fsync) logger.warn('write-ahead log fsync is OFF (unsafe): a machine crash can lose acknowledged writes', { directory });
     const startedMs = performance.now();
     const recovery = await recoverLog(fileSystem, directory, fsync, logger);
-    const store = new RaftLogStore(directory, fileSystem, fsync, segmentSizeBytes, logger, recovery.shape, recovery.segments, recovery.activeFile);
+    const preallocateBytes = fsync ? options.preallocateBytes ?? PREALLOCATE_LEAD_BYTES_DEFAULT : 0;
+    if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) throw new RangeError(`preallocateBytes must be a non-negative integer, not ${preallocateBytes}`);
+    const store = new RaftLogStore(directory, fileSystem, fsync, segmentSizeBytes, logger, recovery.shape, recovery.segments, recovery.activeFile, preallocateBytes);
+    await store.startPreallocation();
     const { recovered } = recovery;
     logger.info('write-ahead log recovered', {
       directory, segments: recovery.segments.length, entries: recovered.entries.length, firstIndex: recovery.shape.firstIndex, lastIndex: recovery.shape.lastIndex,
@@ -131,6 +146,7 @@ export class RaftLogStore {
     const run = this.queue.then(async () => {
       if (this.closed) return;
       this.closed = true;
+      await this.preallocator.settle();
       await this.activeFile.close();
     });
     this.queue = run.catch(() => {});
@@ -144,6 +160,12 @@ export class RaftLogStore {
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** The active file's real size (a zero tail included) starts the preallocation. */
+  private async startPreallocation(): Promise<void> {
+    this.preallocator.reset(await this.activeFile.sizeBytes());
+    this.preallocator.afterWrite(this.activeFile, this.segments[this.segments.length - 1].sizeBytes, this.segmentSizeBytes);
+  }
 
   private serialize(operation: () => Promise<void>): Promise<void> {
     const run = this.queue.then(() => {
@@ -205,6 +227,9 @@ export class RaftLogStore {
     // One O_DSYNC write, from the unsynced write before it if there is one (rewriting the same
     // bytes): it makes durable exactly what it writes, so the stretch must be whole.
     if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
+    await this.preallocator.beforeWrite(position, bytes.length);
+    // The fill it waited for may have failed its fdatasync: nothing more is written then.
+    if (this.failure !== null) throw new StorageFatalError(`the write-ahead log stopped after an earlier failure: ${this.failure.message}`, { cause: this.failure });
     try {
       if (mustSync) {
         await this.activeFile.writevDurable(unsynced === null ? [bytes] : [unsynced.bytes, bytes], unsynced === null ? position : unsynced.position);
@@ -222,6 +247,7 @@ export class RaftLogStore {
       if (record.type === 'entry' && record.entry.index > segment.maxEntryIndex) segment.maxEntryIndex = record.entry.index;
     }
     this.shape = next;
+    this.preallocator.afterWrite(this.activeFile, segment.sizeBytes, this.segmentSizeBytes);
   }
 
   /** A write failed. A full disk is undone and reported; anything else fails the store. Never returns. */
@@ -232,8 +258,10 @@ export class RaftLogStore {
       throw this.fail(`${what} to ${segment.path} at byte ${position} failed: ${describeError(error)}${synced ? '; the page cache can no longer be trusted' : ''}`, error);
     }
     try {
+      await this.preallocator.settle();
       await this.activeFile.truncate(position);
       if (this.fsync) await this.activeFile.datasync();
+      this.preallocator.reset(position);
     } catch (cleanupError) {
       throw this.fail(`the disk filled while writing to ${segment.path}, and cutting the partial write off at byte ${position} failed: ${describeError(cleanupError)}`, cleanupError);
     }
@@ -253,6 +281,8 @@ export class RaftLogStore {
   /** Starts the next segment at the index the next entry will have. */
   private async rotate(): Promise<void> {
     const previous = this.segments[this.segments.length - 1];
+    // A fill still writing zeros to the old file finishes before that file is closed.
+    await this.preallocator.settle();
     let created: { file: StoredFile; segment: SegmentInfo };
     try {
       created = await createSegment(this.fileSystem, this.directory, previous.sequence + 1, this.shape.nextIndex, this.fsync);
@@ -264,6 +294,7 @@ export class RaftLogStore {
     const old = this.activeFile;
     this.segments.push(created.segment);
     this.activeFile = created.file;
+    this.preallocator.reset(created.segment.sizeBytes);
     await old.close().catch((error: unknown) => this.logger.warn('closing a finished segment failed', { file: previous.path, error }));
   }
 

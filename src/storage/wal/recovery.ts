@@ -2,6 +2,7 @@
 // cut off a torn tail, and refuse to go on if anything else is wrong. A node must serve nothing
 // damaged: a bad checksum anywhere but at the very end of the last segment, a broken header, a
 // missing segment or entries out of order all stop it with a message naming the file and the byte.
+// Zeros after the last record of a segment are preallocated space, not damage.
 
 import { dirname, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
@@ -193,6 +194,10 @@ async function replaySegment(replay: Replay, name: SegmentName, path: string, by
   segment.sizeBytes = result.endOffset;
   const problem = result.problem;
   if (problem === null) return segment;
+  // Zeros from the last record to the end of the file: space preallocated ahead of the records
+  // (preallocation.ts; any segment may end so), or a last write that never reached the disk. The
+  // segment ends there; the zeros stay for the next records.
+  if (allZero(bytes.subarray(problem.offset))) return segment;
   // A torn write can only be the last thing written: the end of the last segment, with nothing
   // valid after it. Anything else is damage to data that was once durable.
   if (!isLast || !problem.mayBeTorn || validRecordAfter(bytes, problem.offset)) throw damaged(path, problem.offset, problem.reason);

@@ -60,8 +60,14 @@ export function validRecordAfter(bytes: Buffer, offset: number): boolean {
   return false;
 }
 
-/** True when every byte is zero: space a file system extended but never got the data for. */
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+
+/** True when every byte is zero: space a file system extended but never got the data for, or
+ * space the store preallocated (preallocation.ts). Compared natively, a chunk at a time. */
 export function allZero(bytes: Buffer): boolean {
-  for (let k = 0; k < bytes.length; k++) if (bytes[k] !== 0) return false;
+  for (let at = 0; at < bytes.length; at += ZERO_CHUNK.length) {
+    const part = bytes.subarray(at, at + ZERO_CHUNK.length);
+    if (!part.equals(ZERO_CHUNK.subarray(0, part.length))) return false;
+  }
   return true;
 }

@@ -10,6 +10,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { silentLogger } from '../../../src/common/logger.js';
 import type { Entry, HardState, SnapshotMeta } from '../../../src/raft/types.js';
 import type { RecoveredLog } from '../../../src/storage/wal.js';
@@ -149,22 +151,31 @@ interface RunSummary {
   partialBatches: number;
   /** Compactions that deleted at least one segment. */
   segmentsDeleted: number;
+  /** Clean closes that left preallocated zeros after the last record. */
+  zeroTails: number;
 }
 
-async function runSeed(seed: number): Promise<RunSummary> {
+/** Total size of the segment files: more than the store's bytes when zeros are preallocated. */
+async function segmentFileBytes(directory: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(directory)) if (name.endsWith('.log')) total += (await stat(join(directory, name))).size;
+  return total;
+}
+
+async function runSeed(seed: number, preallocateBytes: number): Promise<RunSummary> {
   const rng = new TestRng(seed);
   return withTempDir(async (directory) => {
     const fileSystem = new FaultyFileSystem(withoutRealSyncs());
     let model = EMPTY;
     let pending: Step[] = [];
     let compactFloor = 0;
-    const summary: RunSummary = { crashes: 0, operations: 0, tornRestarts: 0, partialBatches: 0, segmentsDeleted: 0 };
+    const summary: RunSummary = { crashes: 0, operations: 0, tornRestarts: 0, partialBatches: 0, segmentsDeleted: 0, zeroTails: 0 };
     for (let life = 0; life < LIVES_PER_SEED; life++) {
       const where = `seed ${seed}, life ${life}`;
       if (rng.chance(0.1)) fileSystem.crashAfterMutations(rng.int(1, 4));
       let opened: Awaited<ReturnType<typeof RaftLogStore.open>>;
       try {
-        opened = await RaftLogStore.open(directory, { fileSystem, logger: silentLogger, segmentSizeBytes: SEGMENT_SIZE_BYTES });
+        opened = await RaftLogStore.open(directory, { fileSystem, logger: silentLogger, segmentSizeBytes: SEGMENT_SIZE_BYTES, preallocateBytes });
       } catch (error) {
         assert.ok(fileSystem.isDown, `${where}: open failed without a crash: ${String(error)}`);
         await fileSystem.crash(rng, { tornWrites: rng.chance(0.5) });
@@ -204,6 +215,7 @@ async function runSeed(seed: number): Promise<RunSummary> {
       }
       const crashed = fileSystem.isDown;
       await store.close().catch(() => {});
+      if (!crashed && (await segmentFileBytes(directory)) > store.stats().bytes) summary.zeroTails++;
       if (crashed || rng.chance(0.5)) await fileSystem.crash(rng, { tornWrites: rng.chance(0.6) });
     }
     summary.crashes = fileSystem.counts.crashes;
@@ -213,14 +225,17 @@ async function runSeed(seed: number): Promise<RunSummary> {
 
 const seeds = (process.env.WAL_CRASH_SEEDS ?? '1,2,3').split(',').map((text) => Number(text.trim()));
 
-for (const seed of seeds) {
-  test(`crash anywhere, recover, check Raft's persistence rules (seed ${seed})`, async (t) => {
-    const result = await runSeed(seed);
+// Each seed runs twice: records appended to the file, and records written over zeros preallocated
+// ahead of them (preallocation.ts; its fills crash too).
+for (const seed of seeds) for (const preallocateBytes of [0, 400]) {
+  test(`crash anywhere, recover, check Raft's persistence rules (seed ${seed}, ${preallocateBytes === 0 ? 'no preallocation' : `${preallocateBytes} bytes preallocated`})`, async (t) => {
+    const result = await runSeed(seed, preallocateBytes);
     t.diagnostic(JSON.stringify(result));
     // The run must exercise what it claims to: frequent crashes, torn tails, half-kept batches, compactions.
     assert.ok(result.crashes > LIVES_PER_SEED / 3, 'the run must actually crash often');
     assert.ok(result.tornRestarts > 0, 'some crashes must leave a torn tail');
     assert.ok(result.partialBatches > 0, 'some crashes must keep part of a batch');
     assert.ok(result.segmentsDeleted > 0, 'some compactions must delete segments');
+    if (preallocateBytes > 0) assert.ok(result.zeroTails > 0, 'some segments must end in preallocated zeros');
   });
 }

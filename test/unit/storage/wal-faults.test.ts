@@ -19,7 +19,8 @@ async function fileSizes(directory: string): Promise<number[]> {
 test('ENOSPC mid-write: the partial write is cut off, the store works again when space returns', async () => {
   await withTempDir(async (directory) => {
     const fileSystem = new FaultyFileSystem();
-    const open = () => RaftLogStore.open(directory, { logger: silentLogger, fileSystem });
+    // Without preallocated space: the write extends the file, so the disk can fill in the middle of it.
+    const open = () => RaftLogStore.open(directory, { logger: silentLogger, fileSystem, preallocateBytes: 0 });
     const { store } = await open();
     await store.save({ hardState: hardState(1, 1, 2), entries: commands(1, 5, 1), snapshot: null });
     const statsBefore = store.stats();

@@ -122,9 +122,11 @@ test('the bytes on disk follow docs/storage-format.md', async () => {
     assert.equal(bytes.readBigUInt64LE(12), 1n, 'first index');
     assert.equal(bytes.readUInt32LE(20), crc32(bytes.subarray(0, 20)), 'header checksum');
     const length = bytes.readUInt32LE(24);
-    assert.equal(bytes.length, 24 + 9 + length, 'one record: length | checksum | type | payload');
+    const end = 24 + 9 + length; // one record: length | checksum | type | payload
+    assert.ok(bytes.length > end, 'space preallocated after the record');
+    assert.ok(bytes.subarray(end).every((byte) => byte === 0), 'the preallocated space is zeros');
     assert.equal(bytes[32], 1, 'type 1 = entry');
-    assert.equal(bytes.readUInt32LE(28), crc32(bytes.subarray(32)), 'checksum = zlib crc32 of type + payload');
-    assertSameEntries([decodeEntry(bytes.subarray(33))], [entry]);
+    assert.equal(bytes.readUInt32LE(28), crc32(bytes.subarray(32, end)), 'checksum = zlib crc32 of type + payload');
+    assertSameEntries([decodeEntry(bytes.subarray(33, end))], [entry]);
   });
 });

@@ -11,7 +11,9 @@ import { encodeSegmentHeader, segmentFileName } from '../../../src/storage/wal/f
 import { RaftLogStore } from '../../../src/storage/wal.js';
 import { assertSameEntries, command, commands, hardState, recordingLogger, recordSpans, withTempDir } from './support.js';
 
-const open = (directory: string) => RaftLogStore.open(directory, { logger: silentLogger });
+// These tests cut and extend the file by hand at exact byte offsets: no preallocated zeros in the
+// way (wal-preallocation.test.ts covers torn records over preallocated space).
+const open = (directory: string) => RaftLogStore.open(directory, { logger: silentLogger, preallocateBytes: 0 });
 
 test('a last batch cut at every byte offset: the torn record goes, the rest stays, and the log carries on', async () => {
   await withTempDir(async (directory) => {
@@ -33,7 +35,7 @@ test('a last batch cut at every byte offset: the torn record goes, the rest stay
       const goodEnd = complete.length > 0 ? complete[complete.length - 1].end : cleanEnd;
       const expected: Entry[] = [...commands(1, 5, 1), ...[command(6, 2, 30), command(7, 2, 30)].slice(0, complete.length)];
       const logger = recordingLogger();
-      const { store, recovered } = await RaftLogStore.open(directory, { logger });
+      const { store, recovered } = await RaftLogStore.open(directory, { logger, preallocateBytes: 0 });
       const context = `cut at byte ${cut}`;
       assertSameEntries(recovered.entries, expected, context);
       assert.deepEqual(recovered.hardState, hardState(1, 1, 2), context);
@@ -55,7 +57,7 @@ test('a last batch cut at every byte offset: the torn record goes, the rest stay
   });
 });
 
-test('zeros or garbage after the last record (space extended, data lost) are cut off too', async () => {
+test('garbage after the last record (space extended, data lost) is cut off; zeros end the segment and stay', async () => {
   for (const tail of [Buffer.alloc(4096), Buffer.from('this is not a record, just bytes the crash left behind')]) {
     await withTempDir(async (directory) => {
       const first = await open(directory);
@@ -65,10 +67,18 @@ test('zeros or garbage after the last record (space extended, data lost) are cut
       const path = join(directory, name);
       const clean = await readFile(path);
       await writeFile(path, Buffer.concat([clean, tail]));
+      const zeros = tail.every((byte) => byte === 0);
       const { store, recovered } = await open(directory);
       assertSameEntries(recovered.entries, commands(1, 3, 1));
-      assert.equal(recovered.tornBytesCut, tail.length);
+      assert.equal(recovered.tornBytesCut, zeros ? 0 : tail.length);
+      assert.equal((await stat(path)).size, clean.length + (zeros ? tail.length : 0));
+      // The next record goes right after the last one, over the zeros if they are there.
+      await store.save({ hardState: null, entries: [command(4, 1)], snapshot: null });
       await store.close();
+      const again = await open(directory);
+      assertSameEntries(again.recovered.entries, commands(1, 4, 1));
+      assert.equal(again.recovered.tornBytesCut, 0);
+      await again.store.close();
     });
   }
 });
@@ -84,7 +94,7 @@ test('a segment whose creation a crash cut short is removed, and the previous on
       const halfMade = join(directory, segmentFileName(2, 6));
       await writeFile(halfMade, leftover);
       const logger = recordingLogger();
-      const { store, recovered } = await RaftLogStore.open(directory, { logger });
+      const { store, recovered } = await RaftLogStore.open(directory, { logger, preallocateBytes: 0 });
       const context = `a leftover of ${leftover.length} bytes`;
       assertSameEntries(recovered.entries, commands(1, 5, 1), context);
       assert.deepEqual(await readdir(directory), [segmentFileName(1, 1)], context);
