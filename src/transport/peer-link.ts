@@ -1,8 +1,8 @@
 // The outbound half of one peer pair: our own Raft connection to one member, dialed lazily on the
 // first message and redialed forever after (with capped, jittered backoff) until the transport stops
-// or the member leaves the membership. Messages wait in a bounded queue and go out once per
-// event-loop turn as one socket write holding many frames, so a burst of Raft traffic costs one
-// syscall, not a hundred. A full queue drops the newest message and counts it: Raft retransmits, and
+// or the member leaves the membership. Messages wait in a bounded queue and go out as one socket
+// write holding many frames (at the end of each send() of the transport, or once per event-loop
+// turn when queued otherwise), so a burst of Raft traffic costs one syscall, not a hundred. A full queue drops the newest message and counts it: Raft retransmits, and
 // a dead peer must not make our memory grow.
 
 import type { Logger } from '../common/logger.js';
@@ -83,6 +83,15 @@ export class PeerLink {
     this.queuedBytes += frameBytes;
     if (this.state === 'idle') this.dial();
     else if (this.state === 'connected') this.scheduleFlush();
+  }
+
+  /** Write the queue now rather than at the end of this event-loop turn (if connected and the
+   * socket takes it; otherwise it goes when it can, as usual). */
+  flushNow(): void {
+    if (this.flushImmediate === null) return;
+    clearImmediate(this.flushImmediate);
+    this.flushImmediate = null;
+    this.flush();
   }
 
   /** Counts a message dropped before it reached the queue (too large to ever send). */

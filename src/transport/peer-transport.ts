@@ -172,20 +172,27 @@ export class PeerTransport {
   }
 
   /**
-   * Non-blocking. Messages to each peer are queued and flushed once per event-loop turn
-   * (setImmediate) as one socket write holding many frames. A full queue drops the newest messages
-   * and counts them (Raft retransmits; memory stays bounded). Messages to ourselves, to members
-   * without an address, not from us, or snapshot requests (see sendSnapshot) are dropped.
+   * Non-blocking. The messages of one call go to each connected peer as one socket write holding
+   * all their frames, before this returns: the runtime calls once per kind of message per Ready,
+   * so that is still one write per Ready, and a message on a client write's path does not wait a
+   * turn of the event loop (1-client write p50 0.98/0.90 ms against 1.02/1.05 with a setImmediate,
+   * A/B of 2 rounds). A peer not connected yet, or whose socket is full, gets its queue written
+   * when it can. A full queue drops the newest messages and counts them (Raft retransmits; memory
+   * stays bounded). Messages to ourselves, to members without an address, not from us, or
+   * snapshot requests (see sendSnapshot) are dropped.
    */
   send(messages: readonly Message[]): void {
     if (this.stopping !== null) return;
+    const touched = new Set<PeerLink>();
     for (const message of messages) {
       try {
-        this.sendOne(message);
+        const link = this.sendOne(message);
+        if (link !== null) touched.add(link);
       } catch (error) {
         this.logger.error('send failed; message dropped', { to: message.to, type: message.type, error });
       }
     }
+    for (const link of touched) link.flushNow();
   }
 
   /**
@@ -251,21 +258,22 @@ export class PeerTransport {
     this.logger.info('peer transport stopped');
   }
 
-  private sendOne(message: Message): void {
+  /** Queues one message; returns the link it was queued on, if any. */
+  private sendOne(message: Message): PeerLink | null {
     const to = message.to;
-    if (to === this.options.selfId) return;
+    if (to === this.options.selfId) return null;
     if (message.from !== this.options.selfId) {
       this.warnings.warn('send:from', 'a message not from this node was not sent', { from: message.from, to, type: message.type });
-      return;
+      return null;
     }
     if (message.type === 'snapshotRequest') {
       this.warnings.warn('send:snapshot', 'a snapshot request was not sent: it travels with its image through sendSnapshot', { to });
-      return;
+      return null;
     }
     let link = this.links.get(to);
     if (link === undefined) {
       // Unknown members get no link (and no memory): we only dial members the membership knows.
-      if (this.options.peerAddress(to) === undefined) return;
+      if (this.options.peerAddress(to) === undefined) return null;
       link = new PeerLink(to, {
         selfId: this.options.selfId,
         clusterId: this.options.clusterId,
@@ -285,8 +293,9 @@ export class PeerTransport {
     if (payload.byteLength > this.settings.maxFrameBytes) {
       link.countDropped();
       this.warnings.warn(`send:large:${to}`, 'a message larger than the frame limit was dropped', { to, type: message.type, bytes: payload.byteLength, maxFrameBytes: this.settings.maxFrameBytes });
-      return;
+      return null;
     }
     link.enqueue(payload);
+    return link;
   }
 }
