@@ -456,9 +456,11 @@ export class RaftRuntime {
 
   private async handleReady(ready: Ready): Promise<void> {
     this.observe(ready);
-    // Appends that carry no entries only tell followers a new commit index: they go after this
-    // Ready's applies, so the answers to the writes that just committed leave first (each send is
-    // a socket write, tens of microseconds, on the path of a lone client's write).
+    // Appends that carry no entries only tell followers a new commit index: they are sent after
+    // this Ready's applies, so nothing on a write's path waits for them. (send() writes at once, so
+    // they still go out before the answers, which are written when the apply's promises settle;
+    // deferring them to the end of the event-loop turn made no difference at 1 client in an A/B,
+    // p50 0.94/1.01 against 0.93/0.99 ms, session 5.)
     const { urgent, commitNotices } = splitCommitNotices(ready.messagesNow);
     this.sendMessages(urgent);
     // Committed entries already durable here need not wait for this Ready's write: apply them while
