@@ -79,6 +79,36 @@ test('batching: the 100 messages of one send() arrive in order, in one socket wr
   t.diagnostic(`100 messages in ${writes.length} write(s) of ${writes.join(', ')} bytes`);
 });
 
+test('send(..., { writeNow: false }) leaves its messages for the end of the turn, behind which a later send() keeps their order', async (t) => {
+  const cluster = new Cluster();
+  t.after(() => cluster.stopAll());
+  const slowPings = { pingIntervalMs: 60_000, livenessTimeoutMs: 120_000 };
+  const one = await cluster.start(1, slowPings);
+  await cluster.start(2, slowPings);
+  await cluster.roundTrip(1, 2);
+  const before = cluster.inbox(2).messages.length;
+  const writes: number[] = [];
+  const originalWrite = Socket.prototype.write;
+  const port2 = cluster.port(2);
+  Socket.prototype.write = function spy(this: Socket, ...args: Parameters<Socket['write']>): boolean {
+    if (this.remotePort === port2) writes.push(Buffer.byteLength(args[0] as Buffer));
+    return originalWrite.apply(this, args);
+  } as Socket['write'];
+  t.after(() => {
+    Socket.prototype.write = originalWrite;
+  });
+  one.send([heartbeat(1, 2, 1), heartbeat(1, 2, 2)], { writeNow: false });
+  assert.equal(writes.length, 0, 'nothing written yet');
+  await waitFor(() => cluster.inbox(2).messages.length === before + 2, 5000, 'the deferred messages');
+  assert.equal(writes.length, 1, 'written together at the end of the turn');
+  one.send([heartbeat(1, 2, 3)], { writeNow: false });
+  one.send([heartbeat(1, 2, 4)]);
+  assert.equal(writes.length, 2, 'the next send() wrote the queue, the deferred message first');
+  await waitFor(() => cluster.inbox(2).messages.length === before + 4, 5000, 'all four');
+  Socket.prototype.write = originalWrite;
+  assert.deepEqual(cluster.inbox(2).messages.slice(before).map((m) => (m as { context: number }).context), [1, 2, 3, 4]);
+});
+
 test('messages to ourselves, to unknown members, or not from us are dropped; send() never throws', async (t) => {
   const cluster = new Cluster();
   t.after(() => cluster.stopAll());
