@@ -1,7 +1,7 @@
 // Raft messages between real transports on loopback: both directions of a pair, a full mesh of
 // three, batching a send() into one socket write, and what send() refuses to send.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import type { AppendRequest, CommandEntry, Entry, Message } from '../../../src/raft/types.js';
@@ -49,16 +49,18 @@ test('three transports: every member reaches every other, messages keep their or
   }
 });
 
-test('batching: the 100 messages of one send() arrive in order, in one socket write made before send() returns', async (t) => {
+/**
+ * Two connected transports with pings slowed to one a minute (keepalive writes stay out of the
+ * count), and a spy counting the socket writes to member 2 until `stop()` or the end of the test.
+ */
+async function pairWithWriteSpy(t: TestContext): Promise<{ cluster: Cluster; one: Awaited<ReturnType<Cluster['start']>>; before: number; writes: number[]; stop: () => void }> {
   const cluster = new Cluster();
   t.after(() => cluster.stopAll());
-  // A ping every minute keeps keepalive writes out of the count.
   const slowPings = { pingIntervalMs: 60_000, livenessTimeoutMs: 120_000 };
   const one = await cluster.start(1, slowPings);
   await cluster.start(2, slowPings);
   await cluster.roundTrip(1, 2);
   const before = cluster.inbox(2).messages.length;
-
   const writes: number[] = [];
   const originalWrite = Socket.prototype.write;
   const port2 = cluster.port(2);
@@ -66,37 +68,28 @@ test('batching: the 100 messages of one send() arrive in order, in one socket wr
     if (this.remotePort === port2) writes.push(Buffer.byteLength(args[0] as Buffer));
     return originalWrite.apply(this, args);
   } as Socket['write'];
-  t.after(() => {
+  const stop = (): void => {
     Socket.prototype.write = originalWrite;
-  });
+  };
+  t.after(stop);
+  return { cluster, one, before, writes, stop };
+}
+
+const contexts = (messages: readonly Message[]): number[] => messages.map((m) => (m as { context: number }).context);
+
+test('batching: the 100 messages of one send() arrive in order, in one socket write made before send() returns', async (t) => {
+  const { cluster, one, before, writes, stop } = await pairWithWriteSpy(t);
   one.send(Array.from({ length: 100 }, (_, i) => heartbeat(1, 2, 1000 + i)));
   assert.equal(writes.length, 1, 'send() wrote them at once, not a turn of the event loop later');
   await waitFor(() => cluster.inbox(2).messages.length === before + 100, 5000, '100 messages');
-  Socket.prototype.write = originalWrite;
-
-  assert.deepEqual(cluster.inbox(2).messages.slice(before).map((m) => (m as { context: number }).context), Array.from({ length: 100 }, (_, i) => 1000 + i));
+  stop();
+  assert.deepEqual(contexts(cluster.inbox(2).messages.slice(before)), Array.from({ length: 100 }, (_, i) => 1000 + i));
   assert.equal(writes.length, 1, `one write for 100 messages, got ${writes.length}`);
   t.diagnostic(`100 messages in ${writes.length} write(s) of ${writes.join(', ')} bytes`);
 });
 
 test('send(..., { writeNow: false }) leaves its messages for the end of the turn, behind which a later send() keeps their order', async (t) => {
-  const cluster = new Cluster();
-  t.after(() => cluster.stopAll());
-  const slowPings = { pingIntervalMs: 60_000, livenessTimeoutMs: 120_000 };
-  const one = await cluster.start(1, slowPings);
-  await cluster.start(2, slowPings);
-  await cluster.roundTrip(1, 2);
-  const before = cluster.inbox(2).messages.length;
-  const writes: number[] = [];
-  const originalWrite = Socket.prototype.write;
-  const port2 = cluster.port(2);
-  Socket.prototype.write = function spy(this: Socket, ...args: Parameters<Socket['write']>): boolean {
-    if (this.remotePort === port2) writes.push(Buffer.byteLength(args[0] as Buffer));
-    return originalWrite.apply(this, args);
-  } as Socket['write'];
-  t.after(() => {
-    Socket.prototype.write = originalWrite;
-  });
+  const { cluster, one, before, writes, stop } = await pairWithWriteSpy(t);
   one.send([heartbeat(1, 2, 1), heartbeat(1, 2, 2)], { writeNow: false });
   assert.equal(writes.length, 0, 'nothing written yet');
   await waitFor(() => cluster.inbox(2).messages.length === before + 2, 5000, 'the deferred messages');
@@ -105,8 +98,8 @@ test('send(..., { writeNow: false }) leaves its messages for the end of the turn
   one.send([heartbeat(1, 2, 4)]);
   assert.equal(writes.length, 2, 'the next send() wrote the queue, the deferred message first');
   await waitFor(() => cluster.inbox(2).messages.length === before + 4, 5000, 'all four');
-  Socket.prototype.write = originalWrite;
-  assert.deepEqual(cluster.inbox(2).messages.slice(before).map((m) => (m as { context: number }).context), [1, 2, 3, 4]);
+  stop();
+  assert.deepEqual(contexts(cluster.inbox(2).messages.slice(before)), [1, 2, 3, 4]);
 });
 
 test('messages to ourselves, to unknown members, or not from us are dropped; send() never throws', async (t) => {
