@@ -2,8 +2,9 @@
 // first message and redialed forever after (with capped, jittered backoff) until the transport stops
 // or the member leaves the membership. Messages wait in a bounded queue and go out as one socket
 // write holding many frames (at the end of each send() of the transport, or once per event-loop
-// turn when queued otherwise), so a burst of Raft traffic costs one syscall, not a hundred. A full queue drops the newest message and counts it: Raft retransmits, and
-// a dead peer must not make our memory grow.
+// turn when queued otherwise), so a burst of Raft traffic costs one syscall, not a hundred. A full
+// queue drops the newest message and counts it: Raft retransmits, and a dead peer must not make
+// our memory grow.
 
 import type { Logger } from '../common/logger.js';
 import type { NodeId } from '../raft/types.js';

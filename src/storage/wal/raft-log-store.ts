@@ -169,7 +169,7 @@ export class RaftLogStore {
 
   private serialize(operation: () => Promise<void>): Promise<void> {
     const run = this.queue.then(() => {
-      if (this.failure !== null) throw new StorageFatalError(`the write-ahead log stopped after an earlier failure: ${this.failure.message}`, { cause: this.failure });
+      this.checkNotFailed();
       if (this.closed) throw new StorageContractError('the write-ahead log is closed');
       return operation();
     });
@@ -229,7 +229,7 @@ export class RaftLogStore {
     if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
     await this.preallocator.beforeWrite(position, bytes.length);
     // The fill it waited for may have failed its fdatasync: nothing more is written then.
-    if (this.failure !== null) throw new StorageFatalError(`the write-ahead log stopped after an earlier failure: ${this.failure.message}`, { cause: this.failure });
+    this.checkNotFailed();
     try {
       if (mustSync) {
         await this.activeFile.writevDurable(unsynced === null ? [bytes] : [unsynced.bytes, bytes], unsynced === null ? position : unsynced.position);
@@ -317,6 +317,10 @@ export class RaftLogStore {
     if (deleted.length === 0) return;
     this.shape.forgetSegmentsBelow(this.segments[0].sequence);
     this.logger.info('compacted the write-ahead log', { compactTo, segmentsDeleted: deleted.length, firstIndex: this.shape.firstIndex });
+  }
+
+  private checkNotFailed(): void {
+    if (this.failure !== null) throw new StorageFatalError(`the write-ahead log stopped after an earlier failure: ${this.failure.message}`, { cause: this.failure });
   }
 
   /** Marks the store failed (for good) and returns the error to throw. */
