@@ -10,8 +10,8 @@ import type { CommandResult, KvStateMachine } from '../kvstore/state-machine.js'
 import { RaftNode } from '../raft/node.js';
 import { findMember } from '../raft/membership.js';
 import {
-  defaultRaftConfig, type Entry, type Index, type Membership, type MembershipChange, type Message, type NodeId,
-  type RaftEvent, type RaftInitialState, type Ready, type Role, type SnapshotRequest,
+  defaultRaftConfig, type Entry, type HardState, type Index, type Membership, type MembershipChange, type Message,
+  type NodeId, type RaftEvent, type RaftInitialState, type Ready, type Role, type SnapshotRequest,
 } from '../raft/types.js';
 import type { RaftLogStore } from '../storage/wal.js';
 import { DiskFullError } from '../storage/wal.js';
@@ -128,6 +128,9 @@ export class RaftRuntime {
   private lastRole: Role = 'follower';
   /** The term and vote the log holds durably (persist() syncs whenever either changes). */
   private syncedTermVote: { readonly term: number; readonly votedFor: NodeId };
+  /** The newest hard state of a Ready that only moved the commit index, not written yet: it goes
+   * with the next write (see handleReady). */
+  private unsavedHardState: HardState | null = null;
   private lastLeader: NodeId = 0;
   /** When maybeCompact() records a snapshot point (entries or log bytes). */
   private readonly snapshotPolicy: SnapshotPolicy;
@@ -471,7 +474,15 @@ export class RaftRuntime {
     // ahead of the stored commit index is fine: on restart the engine may be ahead of the log's
     // commit (bootstrap.ts), and entries it already holds are skipped.
     const split = ready.snapshot === null ? durablePrefixLength(ready.committedEntries, ready.entries) : 0;
-    const mustPersist = ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null;
+    // A Ready that only moves the commit index writes nothing. Raft does not need the commit index
+    // durable: a restarted node learns it again from the leader, and bootstrap copes with an engine
+    // ahead of the stored commit (etcd writes it without an fsync; MustSync). It rides along with
+    // the next write that happens anyway, so the stored commit index trails by one write at most.
+    // Not writing it spares every member a thread-pool write per commit, which at one client sat
+    // between the leader's commit and its answer and between a follower's appends.
+    const commitOnly = this.isCommitOnly(ready);
+    if (commitOnly) this.unsavedHardState = ready.hardState;
+    const mustPersist = !commitOnly && (ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null);
     if (mustPersist && split > 0) {
       const persisting = this.persist(ready);
       try {
@@ -499,20 +510,27 @@ export class RaftRuntime {
     this.upkeep.afterReady();
   }
 
-  /** One write and one fsync for everything in this Ready; a full disk pauses the loop. */
-  private async persist(ready: Ready): Promise<void> {
-    const batch = { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot };
-    // etcd's MustSync rule: a Ready that only moves the commit index is written without an fsync
-    // (Raft does not need the commit index durable: a restarted node learns it again, and
-    // bootstrap copes with an engine ahead of the stored commit). Term and vote changes, entries
-    // and snapshots are always synced before anything that promises them is sent.
+  /** Whether this Ready's only change to persist is the commit index (see handleReady). */
+  private isCommitOnly(ready: Ready): boolean {
     const hardState = ready.hardState;
-    const sync = ready.entries.length > 0 || ready.snapshot !== null || hardState === null
-      || hardState.term !== this.syncedTermVote.term || hardState.votedFor !== this.syncedTermVote.votedFor;
+    return hardState !== null && ready.entries.length === 0 && ready.snapshot === null
+      && hardState.term === this.syncedTermVote.term && hardState.votedFor === this.syncedTermVote.votedFor;
+  }
+
+  /** One write and one fsync for everything in this Ready; a full disk pauses the loop. Term and
+   * vote changes, entries and snapshots are synced before anything that promises them is sent. */
+  private async persist(ready: Ready): Promise<void> {
+    // A commit index not written yet goes with this write, unless the Ready has a newer hard state.
+    const hardState = ready.hardState ?? this.unsavedHardState;
+    const batch = { hardState, entries: ready.entries, snapshot: ready.snapshot };
     for (;;) {
       try {
-        await this.wal.save(batch, { sync });
-        if (sync && hardState !== null) this.syncedTermVote = { term: hardState.term, votedFor: hardState.votedFor };
+        await this.wal.save(batch);
+        if (hardState !== null) {
+          this.syncedTermVote = { term: hardState.term, votedFor: hardState.votedFor };
+          // Readies come in order: what was just written is at least as new as the one held back.
+          this.unsavedHardState = null;
+        }
         if (this.diskFull) {
           this.diskFull = false;
           this.logger.warn('disk space is back: writes resume');
