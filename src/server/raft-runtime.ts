@@ -126,7 +126,7 @@ export class RaftRuntime {
   /** An applied index the engine holds durably, waiting for the loop to compact the log to it. */
   private engineDurableIndex: { readonly index: Index; readonly reason: string } | null = null;
   private lastRole: Role = 'follower';
-  /** The term and vote the log holds durably (persist() syncs whenever either changes). */
+  /** The term and vote the log holds durably: a hard state that changes neither is commit-only. */
   private syncedTermVote: { readonly term: number; readonly votedFor: NodeId };
   /** The newest hard state of a Ready that only moved the commit index, not written yet: it goes
    * with the next write (see handleReady). */

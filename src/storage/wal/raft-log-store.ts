@@ -41,16 +41,6 @@ export interface SaveBatch {
   readonly snapshot: SnapshotMeta | null;
 }
 
-export interface SaveOptions {
-  /**
-   * Default true. false writes a hard state without an fdatasync, for the case etcd's MustSync
-   * also leaves unsynced: only the commit index moved (term and vote unchanged, no entries).
-   * Raft does not need the commit index durable (a restarted node learns it again), so a crash may
-   * lose the record (or tear it: recovery cuts a torn tail); the next synced save covers it.
-   */
-  readonly sync?: boolean;
-}
-
 export interface WalStats {
   readonly segments: number;
   readonly bytes: number;
@@ -64,10 +54,6 @@ export class RaftLogStore {
   private queue: Promise<void> = Promise.resolve();
   private failure: StorageFatalError | null = null;
   private closed = false;
-  /** The last write, when it was a save({ sync: false }) not yet synced: the end of the active
-   * segment. Kept so the next synced write can write it again (an O_DSYNC write covers only its
-   * own bytes). */
-  private unsynced: { readonly position: number; readonly bytes: Buffer } | null = null;
   private readonly preallocator: Preallocator;
 
   private constructor(
@@ -116,13 +102,10 @@ export class RaftLogStore {
    * through a truncate record), then the hard state (if any). One write and one fdatasync for the
    * whole batch; resolves only after the fdatasync succeeded.
    */
-  save(batch: SaveBatch, options: SaveOptions = {}): Promise<void> {
-    if (options.sync === false && (batch.entries.length > 0 || batch.snapshot !== null)) {
-      throw new StorageContractError('save without fdatasync is only for a hard state: entries and snapshots must be synced');
-    }
+  save(batch: SaveBatch): Promise<void> {
     return this.serialize(async () => {
       const records = this.recordsFor(batch);
-      if (records.length > 0) await this.append(records, options.sync ?? true);
+      if (records.length > 0) await this.append(records);
     });
   }
 
@@ -191,9 +174,8 @@ export class RaftLogStore {
     return records;
   }
 
-  /** Writes records as one batch: checked first, then one write and (unless `sync` is false) one
-   * fdatasync. */
-  private async append(records: readonly WalRecord[], sync = true): Promise<void> {
+  /** Writes records as one batch: checked first, then one write with its fdatasync (O_DSYNC). */
+  private async append(records: readonly WalRecord[]): Promise<void> {
     const active = this.segments[this.segments.length - 1];
     const rotate = active.sizeBytes >= this.segmentSizeBytes && active.sizeBytes > SEGMENT_HEADER_BYTES;
     // Check the batch against the log's rules on a copy, so a bad batch changes nothing.
@@ -210,38 +192,20 @@ export class RaftLogStore {
     } catch (error) {
       throw new StorageContractError(`refusing to write: ${describeError(error)}`);
     }
-    if (rotate) {
-      // Only the last segment may end in a torn record (recovery calls anything else damage): an
-      // unsynced hard state must reach the disk before its segment stops being the last.
-      if (this.unsynced !== null) await this.sync(this.activeFile);
-      this.unsynced = null;
-      await this.rotate();
-    }
+    if (rotate) await this.rotate();
     const segment = this.segments[this.segments.length - 1];
     const position = segment.sizeBytes;
-    // At most one write stays unsynced: a second one syncs both. Records written without a sync
-    // can reach the disk out of order after a power loss, and recovery cuts only a torn tail, not
-    // a hole followed by good records, so the unsynced stretch is kept to one write.
-    const unsynced = this.unsynced;
-    const mustSync = this.fsync && (sync || unsynced !== null);
-    // One O_DSYNC write, from the unsynced write before it if there is one (rewriting the same
-    // bytes): it makes durable exactly what it writes, so the stretch must be whole.
-    if (unsynced !== null && unsynced.position + unsynced.bytes.length !== position) throw new StorageContractError(`the unsynced write (${unsynced.bytes.length} bytes at ${unsynced.position}) is not the end of the active segment (${position})`);
     await this.preallocator.beforeWrite(position, bytes.length);
     // The fill it waited for may have failed its fdatasync: nothing more is written then.
     this.checkNotFailed();
     try {
-      if (mustSync) {
-        await this.activeFile.writevDurable(unsynced === null ? [bytes] : [unsynced.bytes, bytes], unsynced === null ? position : unsynced.position);
-      } else {
-        await this.activeFile.writev([bytes], position);
-      }
+      // One O_DSYNC write: the bytes and their flush in one system call.
+      if (this.fsync) await this.activeFile.writevDurable([bytes], position);
+      else await this.activeFile.writev([bytes], position);
     } catch (error) {
-      // A full disk cuts the file back to `position`: what was before it (the unsynced write
-      // included, if it was written again) is what was there already.
-      await this.undoPartialWrite(error, segment, position, bytes.length, mustSync);
+      // A full disk cuts the file back to `position`: what was before it is what was there already.
+      await this.undoPartialWrite(error, segment, position, bytes.length, this.fsync);
     }
-    this.unsynced = this.fsync && !mustSync ? { position, bytes } : null;
     segment.sizeBytes = position + bytes.length;
     for (const record of records) {
       if (record.type === 'entry' && record.entry.index > segment.maxEntryIndex) segment.maxEntryIndex = record.entry.index;
@@ -267,15 +231,6 @@ export class RaftLogStore {
     }
     this.logger.warn('disk full: the write was undone and refused', { file: segment.path, offset: position, sizeBytes });
     throw new DiskFullError(`the disk is full: ${sizeBytes} bytes could not be written to ${segment.path}; nothing was kept, retry when space returns`, { cause: error });
-  }
-
-  private async sync(file: StoredFile): Promise<void> {
-    if (!this.fsync) return;
-    try {
-      await file.datasync();
-    } catch (error) {
-      throw this.fail(`fdatasync of ${file.path} failed: ${describeError(error)}; the page cache can no longer be trusted`, error);
-    }
   }
 
   /** Starts the next segment at the index the next entry will have. */
