@@ -23,7 +23,7 @@ export interface StoredFile {
    * storage: the write goes through a second descriptor opened with O_DSYNC, so the write and its
    * flush are one system call (one thread-pool round trip instead of two, and no separate fdatasync
    * waiting behind the other members' flushes). It covers ONLY these bytes: earlier writev()s not
-   * yet synced are not made durable by it (the caller writes them again in the same call).
+   * yet synced are not made durable by it (the log never leaves any: every save is synced).
    */
   writevDurable(buffers: readonly Uint8Array[], position: number): Promise<void>;
   /** fdatasync: the data written so far (and the size) is on stable storage when this resolves. */
